@@ -1,0 +1,200 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/intercomd/intercomd/signaling"
+)
+
+// Config is intercomd's YAML configuration. Every key is optional except
+// identity; zero values take the defaults in defaultConfig.
+type Config struct {
+	Identity Identity     `yaml:"identity"`
+	MQTT     MQTTConfig   `yaml:"mqtt"`
+	Broker   BrokerConfig `yaml:"broker"`
+	Calls    CallsConfig  `yaml:"calls"`
+	State    StateConfig  `yaml:"state"`
+	Log      LogConfig    `yaml:"log"`
+}
+
+type Identity struct {
+	Account string `yaml:"account"` // the flat or door this device belongs to
+	Device  string `yaml:"device"`  // this device, unique within the account
+}
+
+type MQTTConfig struct {
+	Broker       string        `yaml:"broker"`
+	Username     string        `yaml:"username"`
+	Password     string        `yaml:"password"`
+	PasswordFile string        `yaml:"passwordFile"`
+	CAFile       string        `yaml:"caFile"`
+	CertFile     string        `yaml:"certFile"`
+	KeyFile      string        `yaml:"keyFile"`
+	Prefix       string        `yaml:"prefix"`
+	KeepAlive    time.Duration `yaml:"keepAlive"`
+}
+
+type BrokerConfig struct {
+	Enabled   bool              `yaml:"enabled"`
+	Listen    string            `yaml:"listen"`
+	WebSocket string            `yaml:"websocket"`
+	Users     map[string]string `yaml:"users"`
+}
+
+type CallsConfig struct {
+	CallTimeout     time.Duration `yaml:"callTimeout"`
+	RingTimeout     time.Duration `yaml:"ringTimeout"`
+	MaxDuration     time.Duration `yaml:"maxDuration"`
+	ResponseTimeout time.Duration `yaml:"responseTimeout"`
+}
+
+type StateConfig struct {
+	OutboxDir string `yaml:"outboxDir"`
+}
+
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+func defaultConfig() Config {
+	return Config{
+		MQTT: MQTTConfig{
+			Broker:    "tcp://127.0.0.1:1883",
+			Prefix:    signaling.DefaultPrefix,
+			KeepAlive: 5 * time.Second,
+		},
+		Broker: BrokerConfig{
+			Listen:    signaling.DefaultBrokerTCPAddr,
+			WebSocket: signaling.DefaultBrokerWSAddr,
+		},
+		Calls: CallsConfig{
+			CallTimeout:     30 * time.Second,
+			RingTimeout:     60 * time.Second,
+			MaxDuration:     2 * time.Hour,
+			ResponseTimeout: 5 * time.Second,
+		},
+		State: StateConfig{OutboxDir: "/var/lib/intercomd/outbox"},
+		Log:   LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// loadConfig reads and validates path. Unknown keys are errors: a typo must
+// not silently fall back to a default.
+func loadConfig(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	cfg, err := parseConfig(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+func parseConfig(data []byte) (Config, error) {
+	cfg := defaultConfig()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	// An empty file decodes to io.EOF; validation then names what is missing.
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, err
+	}
+	if err := cfg.validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// validate returns every problem at once, each naming its key.
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if err := signaling.ValidateName("identity.account", c.Identity.Account); err != nil {
+		bad("identity.account", "%v", trimField(err))
+	}
+	if err := signaling.ValidateName("identity.device", c.Identity.Device); err != nil {
+		bad("identity.device", "%v", trimField(err))
+	}
+	switch {
+	case c.MQTT.Broker == "":
+		bad("mqtt.broker", "is empty")
+	case !hasAnyPrefix(c.MQTT.Broker, "tcp://", "ssl://", "tls://", "mqtts://", "ws://", "wss://"):
+		bad("mqtt.broker", "%q must start with tcp://, ssl://, ws:// or wss://", c.MQTT.Broker)
+	}
+	if c.MQTT.Password != "" && c.MQTT.PasswordFile != "" {
+		bad("mqtt.passwordFile", "set either mqtt.password or mqtt.passwordFile, not both")
+	}
+	for key, f := range map[string]string{"mqtt.caFile": c.MQTT.CAFile, "mqtt.certFile": c.MQTT.CertFile, "mqtt.keyFile": c.MQTT.KeyFile, "mqtt.passwordFile": c.MQTT.PasswordFile} {
+		if f != "" {
+			if _, err := os.Stat(f); err != nil {
+				bad(key, "%v", err)
+			}
+		}
+	}
+	if (c.MQTT.CertFile == "") != (c.MQTT.KeyFile == "") {
+		bad("mqtt.certFile", "a client certificate needs both mqtt.certFile and mqtt.keyFile")
+	}
+	if c.MQTT.Prefix == "" || strings.ContainsAny(c.MQTT.Prefix, "+#") || strings.HasPrefix(c.MQTT.Prefix, "/") || strings.HasSuffix(c.MQTT.Prefix, "/") {
+		bad("mqtt.prefix", "%q must be non-empty, without + or #, and not start or end with /", c.MQTT.Prefix)
+	}
+	if c.MQTT.KeepAlive < time.Second {
+		bad("mqtt.keepAlive", "%s is shorter than 1s", c.MQTT.KeepAlive)
+	}
+	if c.Broker.Enabled && c.Broker.Listen == "" {
+		bad("broker.listen", "is empty while broker.enabled is true")
+	}
+	positive := map[string]time.Duration{
+		"calls.callTimeout": c.Calls.CallTimeout, "calls.ringTimeout": c.Calls.RingTimeout,
+		"calls.maxDuration": c.Calls.MaxDuration, "calls.responseTimeout": c.Calls.ResponseTimeout,
+	}
+	for key, d := range positive {
+		if d <= 0 {
+			bad(key, "must be a positive duration such as 30s, got %s", d)
+		}
+	}
+	if c.State.OutboxDir == "" {
+		bad("state.outboxDir", "is empty: bills need a durable directory")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "%q is not text or json", c.Log.Format)
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errors.Join(errs...)
+}
+
+func trimField(err error) string {
+	s := err.Error()
+	if i := strings.Index(s, " "); i > 0 {
+		return s[i+1:]
+	}
+	return s
+}
+
+func hasAnyPrefix(s string, prefixes ...string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/intercomd/intercomd/intercom"
+	"github.com/intercomd/intercomd/signaling"
+)
+
+// runDemo places one call between a simulated door station and indoor
+// unit, on an embedded broker, and prints what a monitor sees over MQTT:
+// states, events and both bills.
+func runDemo(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("intercomd demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	talk := fs.Duration("talk", 3*time.Second, "how long the call lasts before the door hangs up")
+	answerAfter := fs.Duration("answer-after", 1500*time.Millisecond, "how long the indoor unit rings before answering")
+	stay := fs.Bool("stay", false, "keep the broker and both units running after the call (Ctrl-C to stop)")
+	verbose := fs.Bool("v", false, "log the daemons' debug output")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := demo(ctx, stdout, logger, *talk, *answerAfter, *stay); err != nil {
+		fmt.Fprintf(stderr, "demo: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// freeOr returns addr if it can be bound, else a free loopback port, so
+// the demo runs beside an existing broker.
+func freeOr(addr string) string {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "127.0.0.1:0"
+	}
+	l.Close()
+	return addr
+}
+
+func demo(ctx context.Context, out io.Writer, logger *slog.Logger, talk, answerAfter time.Duration, stay bool) error {
+	broker, err := signaling.StartBroker(signaling.BrokerConfig{
+		TCPAddr: freeOr(signaling.DefaultBrokerTCPAddr), WSAddr: freeOr(signaling.DefaultBrokerWSAddr), Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer broker.Close()
+	stateDir, err := os.MkdirTemp("", "intercomd-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(stateDir)
+	say := func(format string, args ...any) {
+		fmt.Fprintf(out, "%s  %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
+	}
+	say("embedded MQTT broker on %s (WebSocket %s)", broker.URL(), broker.WSAddr())
+
+	topics := signaling.Topics{Prefix: signaling.DefaultPrefix}
+	mk := func(account, device string) (*intercom.Endpoint, error) {
+		self := signaling.Address{Account: account, Device: device}
+		return intercom.NewEndpoint(intercom.EndpointConfig{
+			Engine:    intercom.Config{Self: self, Logger: logger.With("unit", self.String())},
+			Client:    signaling.ClientConfig{Broker: broker.URL(), Topics: topics, Self: self, ClientType: "intercomd", Version: version},
+			OutboxDir: filepath.Join(stateDir, account+"-"+device),
+		})
+	}
+	door, err := mk("door", "entrance")
+	if err != nil {
+		return err
+	}
+	indoor, err := mk("flat1", "tablet")
+	if err != nil {
+		return err
+	}
+
+	// A monitor, as Home Assistant or intercomctl watch would be.
+	ctl, err := signaling.DialController(ctx, signaling.ControllerConfig{Broker: broker.URL(), Topics: topics})
+	if err != nil {
+		return err
+	}
+	defer ctl.Close()
+	bills := make(chan intercom.Bill, 8)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	var watchWG sync.WaitGroup
+	watchWG.Add(1)
+	go func() {
+		defer watchWG.Done()
+		_ = ctl.Watch(watchCtx, signaling.Address{Account: "+", Device: "+"}, nil, func(o signaling.Observation) {
+			switch o.Kind {
+			case signaling.LeafState:
+				var s signaling.CallState
+				if json.Unmarshal(o.Payload, &s) == nil {
+					say("[mqtt] %-15s state %s", o.Device, s.State)
+				}
+			case signaling.LeafEvent:
+				var ev signaling.Event
+				if json.Unmarshal(o.Payload, &ev) == nil && ev.Event != intercom.EvState && ev.Event != intercom.EvBill {
+					say("[mqtt] %-15s event %s %s", o.Device, ev.Event, ev.Data)
+				}
+			case signaling.LeafBill:
+				var b intercom.Bill
+				if json.Unmarshal(o.Payload, &b) == nil {
+					say("[mqtt] %-15s bill  %s", o.Device, o.Payload)
+					bills <- b
+				}
+			}
+		})
+	}()
+	defer func() { stopWatch(); watchWG.Wait() }()
+
+	runCtx, stopUnits := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, ep := range []*intercom.Endpoint{door, indoor} {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = ep.Run(runCtx) }()
+	}
+	defer func() { stopUnits(); wg.Wait() }()
+
+	// The indoor unit answers after ringing a while, like a resident would.
+	ringing, cancelSub := indoor.Engine.Subscribe()
+	defer cancelSub()
+	go func() {
+		for ev := range ringing {
+			if ev.Name == intercom.EvBeCalling {
+				info := *ev.Data.(*intercom.BeCallingInfo)
+				time.AfterFunc(answerAfter, func() {
+					say("indoor unit: resident presses answer")
+					if err := indoor.Engine.Response(runCtx, info, true); err != nil {
+						say("indoor unit: answer failed: %v", err)
+					}
+				})
+			}
+		}
+	}()
+
+	for _, ep := range []*intercom.Endpoint{door, indoor} {
+		if err := ep.Client.WaitConnected(ctx); err != nil {
+			return err
+		}
+	}
+	say("door station door/entrance and indoor unit flat1/tablet are online")
+	say("visitor presses the call button for flat1")
+	var res intercom.CallResult
+	for attempt := 0; ; attempt++ {
+		res, err = door.Engine.Call(ctx, intercom.CallOptions{Type: intercom.TypeVideo, Account: "flat1"})
+		// The door learns the tablet's presence a moment after connecting.
+		if intercom.ErrorCode(err) == intercom.CodeCalleeOffline && attempt < 50 {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		break
+	}
+	if err != nil {
+		return fmt.Errorf("call: %w", err)
+	}
+	say("door station: calling, channelId %s", res.ChannelID)
+
+	doorEvents, cancelDoor := door.Engine.Subscribe()
+	defer cancelDoor()
+	deadline := time.After(answerAfter + 30*time.Second)
+wait:
+	for {
+		select {
+		case ev := <-doorEvents:
+			if ev.Name == intercom.EvCallAccepted {
+				break wait
+			}
+			if ev.Name == intercom.EvHangup || ev.Name == intercom.EvCallRejected {
+				return fmt.Errorf("call ended before it was answered: %s", ev.Name)
+			}
+		case <-deadline:
+			return fmt.Errorf("nobody answered")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	say("door station: connected; talking for %s", talk)
+	select {
+	case <-time.After(talk):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	say("door station: visitor walks away, hang up")
+	if err := door.Engine.Hangup(ctx); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	timeout := time.After(10 * time.Second)
+	for len(seen) < 2 {
+		select {
+		case b := <-bills:
+			if b.ChannelID == res.ChannelID {
+				seen[b.ID] = true
+			}
+		case <-timeout:
+			return fmt.Errorf("only %d of 2 bills arrived", len(seen))
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	say("both bills published on %s/device/+/+/bill — demo done", topics.Prefix)
+	if stay {
+		say("still running (broker %s); Ctrl-C to stop", broker.URL())
+		<-ctx.Done()
+	}
+	return nil
+}

@@ -1,0 +1,159 @@
+// Command intercomd is the intercom daemon: a door station or an indoor
+// unit that calls, rings, answers and bills over MQTT + WebRTC.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/intercomd/intercomd/intercom"
+	"github.com/intercomd/intercomd/signaling"
+	"github.com/intercomd/intercomd/systemd"
+)
+
+// version is stamped by the Makefile (-X main.version=...).
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "demo" {
+		return runDemo(args[1:], stdout, stderr)
+	}
+	fs := flag.NewFlagSet("intercomd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "/etc/intercomd/intercomd.yaml", "configuration file")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	checkConfig := fs.Bool("check-config", false, "validate the configuration and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: intercomd [-config FILE] [-check-config] [-version]\n       intercomd demo [-duration D]\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *showVersion {
+		fmt.Fprintf(stdout, "intercomd %s\n", version)
+		return 0
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "intercomd: %v\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		return 1
+	}
+	if *checkConfig {
+		fmt.Fprintf(stdout, "%s: OK (account %s, device %s, broker %s)\n", *configPath, cfg.Identity.Account, cfg.Identity.Device, cfg.MQTT.Broker)
+		return 0
+	}
+	logger := newLogger(stderr, cfg.Log)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, cfg, logger); err != nil {
+		logger.Error("intercomd failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, c LogConfig) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// endpointConfig turns the file configuration into the endpoint's.
+func endpointConfig(cfg Config, logger *slog.Logger) (intercom.EndpointConfig, error) {
+	self := signaling.Address{Account: cfg.Identity.Account, Device: cfg.Identity.Device}
+	password := cfg.MQTT.Password
+	if cfg.MQTT.PasswordFile != "" {
+		b, err := os.ReadFile(cfg.MQTT.PasswordFile)
+		if err != nil {
+			return intercom.EndpointConfig{}, fmt.Errorf("mqtt.passwordFile: %w", err)
+		}
+		password = strings.TrimSpace(string(b))
+	}
+	return intercom.EndpointConfig{
+		Engine: intercom.Config{
+			Self:            self,
+			CallTimeout:     cfg.Calls.CallTimeout,
+			RingTimeout:     cfg.Calls.RingTimeout,
+			MaxCallDuration: cfg.Calls.MaxDuration,
+			ResponseTimeout: cfg.Calls.ResponseTimeout,
+			Logger:          logger,
+		},
+		Client: signaling.ClientConfig{
+			Broker:     cfg.MQTT.Broker,
+			Username:   cfg.MQTT.Username,
+			Password:   password,
+			CAFile:     cfg.MQTT.CAFile,
+			CertFile:   cfg.MQTT.CertFile,
+			KeyFile:    cfg.MQTT.KeyFile,
+			Topics:     signaling.Topics{Prefix: cfg.MQTT.Prefix},
+			Self:       self,
+			ClientType: "intercomd",
+			Version:    version,
+			KeepAlive:  cfg.MQTT.KeepAlive,
+			Logger:     logger,
+		},
+		OutboxDir: cfg.State.OutboxDir,
+	}, nil
+}
+
+// serve runs the daemon until ctx ends.
+func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	notifier := systemd.NewNotifier()
+	if cfg.Broker.Enabled {
+		b, err := signaling.StartBroker(signaling.BrokerConfig{
+			TCPAddr: cfg.Broker.Listen, WSAddr: cfg.Broker.WebSocket, Users: cfg.Broker.Users, Logger: logger,
+		})
+		if err != nil {
+			return fmt.Errorf("embedded broker: %w", err)
+		}
+		defer b.Close()
+		logger.Info("embedded broker listening", "tcp", b.TCPAddr(), "websocket", b.WSAddr())
+	}
+	epCfg, err := endpointConfig(cfg, logger)
+	if err != nil {
+		return err
+	}
+	ep, err := intercom.NewEndpoint(epCfg)
+	if err != nil {
+		return err
+	}
+	runErr := make(chan error, 1)
+	go func() { runErr <- ep.Run(ctx) }()
+
+	// READY=1 only once the broker connection is up.
+	if err := ep.Client.WaitConnected(ctx); err != nil {
+		return errors.Join(err, <-runErr)
+	}
+	logger.Info("intercomd ready", "account", cfg.Identity.Account, "device", cfg.Identity.Device, "version", version)
+	_ = notifier.Ready()
+	_ = notifier.Status("idle")
+	watchdogDone := make(chan struct{})
+	go func() {
+		defer close(watchdogDone)
+		// Pings only while the engine loop answers: a wedged engine gets restarted.
+		if err := systemd.RunWatchdog(ctx, notifier, ep.Engine.Ping); err != nil && ctx.Err() == nil {
+			logger.Error("watchdog stopped", "err", err)
+		}
+	}()
+	err = <-runErr
+	_ = notifier.Stopping()
+	<-watchdogDone
+	return err
+}
