@@ -40,3 +40,20 @@ fuzz:
 
 clean:
 	rm -rf $(BIN) dist
+
+# --- hardware (VM rig) ---
+# The device adapters against real kernel drivers (vivid, gpio-sim,
+# snd-aloop) in a Debian kernel under qemu, for each of HW_ARCHES. The rig
+# installs what it needs on first use and caches it (see test/vm/README.md).
+VM_RIG    ?= test/vm/rig.sh
+HW_ARCHES ?= amd64 arm64
+HW_PKGS   ?= ./device/...
+
+.PHONY: test-hw
+test-hw:
+	$(VM_RIG) setup $(HW_ARCHES)
+	@set -e; for a in $(HW_ARCHES); do \
+		echo "== test-hw: $$a guest"; \
+		CGO_ENABLED=0 GOARCH=$$a GOFLAGS=-mod=mod $(GO) test -count=1 -p 1 -timeout 15m \
+			-exec "$(CURDIR)/$(VM_RIG) run" $(HW_PKGS); \
+	done
