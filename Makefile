@@ -41,6 +41,50 @@ fuzz:
 clean:
 	rm -rf $(BIN) dist
 
+# --- packaging ---
+# Release artefacts; see docs/PACKAGING.md. Static, stripped, pure-Go
+# binaries per target in $(DIST)/<os>-<arch>[v6|v7]/, tarballs, .debs, and
+# the qemu-user and dpkg/lintian checks CI runs.
+DIST          ?= dist
+PKG_GOFLAGS   ?= -mod=mod
+# <dist dir>:<GOARCH>:<GOARM>. ARMv6 (Pi Zero/1, ARM1176) stays pure Go:
+# Debian's armhf cgo output needs ARMv7.
+CROSS_TARGETS ?= linux-armv6:arm:6 linux-armv7:arm:7 linux-arm64:arm64: linux-amd64:amd64:
+DEB_ARCHES    ?= armhf arm64 amd64
+
+.PHONY: cross dist deb test-arm test-packaging cross-swenc
+
+cross:
+	@set -e; for t in $(CROSS_TARGETS); do \
+	  dir=$${t%%:*}; rest=$${t#*:}; arch=$${rest%%:*}; arm=$${rest#*:}; \
+	  echo ">> $(DIST)/$$dir: GOOS=linux GOARCH=$$arch GOARM=$$arm CGO_ENABLED=0 version $(VERSION)"; \
+	  mkdir -p $(DIST)/$$dir; \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch GOARM=$$arm GOFLAGS='$(PKG_GOFLAGS)' \
+	    $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/$$dir/ ./cmd/...; \
+	  ls -l $(DIST)/$$dir/intercomd $(DIST)/$$dir/intercomctl; \
+	done
+
+dist: cross
+	DIST='$(DIST)' VERSION='$(VERSION)' packaging/mkdist.sh $(foreach t,$(CROSS_TARGETS),$(firstword $(subst :, ,$(t))))
+
+deb: cross
+	DIST='$(DIST)' GO='$(GO)' packaging/mkdeb.sh $(DEB_ARCHES)
+
+# Optional cgo software-encoder build (tag swenc) for arm64 and armv7 with
+# Debian's cross compilers. Not part of CI.
+cross-swenc:
+	DIST='$(DIST)' GO='$(GO)' LDFLAGS='$(LDFLAGS)' packaging/cross-swenc.sh
+
+# Each ARM binary under qemu-user on its CPU: -version, -check-config and the
+# pure-Go self-test binaries (INTERCOMD_QEMU_USER=1 is set for them).
+test-arm: cross
+	DIST='$(DIST)' GO='$(GO)' PKG_GOFLAGS='$(PKG_GOFLAGS)' .ci/smoke-arm.sh
+
+# Builds and installs the amd64 .deb on this machine, checks it, runs
+# lintian and systemd-analyze, then purges it again.
+test-packaging:
+	DIST='$(DIST)' GO='$(GO)' MAKE='$(MAKE)' .ci/packaging.sh
+
 # --- hardware (VM rig) ---
 # The device adapters against real kernel drivers (vivid, gpio-sim,
 # snd-aloop) in a Debian kernel under qemu, for each of HW_ARCHES. The rig
