@@ -173,8 +173,7 @@ type Session struct {
 	rec            *recorders
 	lastPLI        atomic.Int64
 	kfRequestedAt  atomic.Int64
-	remoteVideoMu  sync.Mutex
-	remoteVideoSrc map[uint32]bool
+	cameraBroken   atomic.Bool
 }
 
 // NewSession creates a call's PeerConnection. Sources start at once (a door
@@ -192,7 +191,6 @@ func (e *Engine) NewSession(opts SessionOptions, dev Devices, cb Callbacks) (*Se
 	s := &Session{
 		e: e, id: newID(), opts: opts, dev: dev, cb: cb, pc: pc,
 		ctx: ctx, cancel: cancel, created: time.Now(),
-		remoteVideoSrc: map[uint32]bool{},
 	}
 	s.log = e.log.With("media_session", s.id)
 	s.notify = newNotifier()
@@ -576,9 +574,11 @@ func (s *Session) sinceAnswer(now time.Time) time.Duration {
 
 func (s *Session) addAudioTransceiverLocked() error {
 	if s.audioTrack != nil {
-		if _, err := s.pc.AddTransceiverFromTrack(s.audioTrack, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv}); err != nil {
+		t, err := s.pc.AddTransceiverFromTrack(s.audioTrack, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv})
+		if err != nil {
 			return fmt.Errorf("media: add audio transceiver: %w", err)
 		}
+		s.watchSender(t.Sender())
 		return nil
 	}
 	if _, err := s.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
@@ -590,9 +590,11 @@ func (s *Session) addAudioTransceiverLocked() error {
 func (s *Session) addVideoTransceiverLocked() error {
 	if s.wantSendVideo() && s.startCameraLocked() {
 		t := s.newVideoTrack()
-		if _, err := s.pc.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv}); err != nil {
+		tr, err := s.pc.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv})
+		if err != nil {
 			return fmt.Errorf("media: add video transceiver: %w", err)
 		}
+		s.watchSender(tr.Sender())
 		s.videoTrack.Store(t)
 		return nil
 	}
@@ -628,15 +630,19 @@ func (s *Session) attachTracksLocked() error {
 		}
 	}
 	if !audioOK && s.audioTrack != nil && s.hasLiveTransceiver(webrtc.RTPCodecTypeAudio) {
-		if _, err := s.pc.AddTrack(s.audioTrack); err != nil {
+		sender, err := s.pc.AddTrack(s.audioTrack)
+		if err != nil {
 			return fmt.Errorf("media: add audio track: %w", err)
 		}
+		s.watchSender(sender)
 	}
 	if !videoOK && s.wantSendVideo() && s.hasLiveTransceiver(webrtc.RTPCodecTypeVideo) && s.startCameraLocked() {
 		t := s.newVideoTrack()
-		if _, err := s.pc.AddTrack(t); err != nil {
+		sender, err := s.pc.AddTrack(t)
+		if err != nil {
 			return fmt.Errorf("media: add video track: %w", err)
 		}
+		s.watchSender(sender)
 		s.videoTrack.Store(t)
 	}
 	return nil
@@ -870,6 +876,13 @@ func (s *Session) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 }
 
 func (s *Session) post(f func()) { s.notify.post(f) }
+
+// watchSender starts the RTCP reader of a sender we created.
+func (s *Session) watchSender(sender *webrtc.RTPSender) {
+	if sender != nil {
+		s.wg.Go(func() { s.readRTCP(sender) })
+	}
+}
 
 // sendPLI asks the peer for a keyframe, at most every 250 ms.
 func (s *Session) sendPLI(ssrc uint32) {

@@ -1,0 +1,369 @@
+package media
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/intercomd/intercomd/device"
+)
+
+// audioFrameSamples is 20 ms of 8 kHz audio: one G.711 packet.
+const audioFrameSamples = 160
+
+// camera is a running video source and its writer goroutine.
+type camera struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// startCameraLocked starts the video source and its writer; it reports
+// whether video can be sent. A failure is reported through CameraFailed and
+// the call goes on without video.
+func (s *Session) startCameraLocked() bool {
+	if s.cam != nil {
+		return true
+	}
+	if !s.wantSendVideo() || s.cameraBroken.Load() {
+		return false
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	if err := s.dev.Video.Start(ctx, s.opts.Video); err != nil {
+		cancel()
+		s.cameraLost(fmt.Errorf("media: start camera: %w", err))
+		return false
+	}
+	c := &camera{cancel: cancel, done: make(chan struct{})}
+	s.cam = c
+	s.wg.Go(func() {
+		defer close(c.done)
+		s.videoWriter(ctx)
+	})
+	return true
+}
+
+// stopCameraLocked stops the writer, then the source.
+func (s *Session) stopCameraLocked() {
+	c := s.cam
+	if c == nil {
+		return
+	}
+	s.cam = nil
+	c.cancel()
+	<-c.done
+	if err := s.dev.Video.Stop(); err != nil {
+		s.log.Warn("stop camera", "err", err)
+	}
+}
+
+func (s *Session) cameraLost(err error) {
+	if s.cameraBroken.Swap(true) {
+		return
+	}
+	s.videoTrack.Store(nil)
+	s.log.Warn("camera failed, continuing audio-only", "err", err, "unavailable", errors.Is(err, device.ErrUnavailable))
+	s.post(func() {
+		if s.cb.CameraFailed != nil {
+			s.cb.CameraFailed(err)
+		}
+	})
+}
+
+// videoWriter sends the camera's access units. It drops units while not
+// connected, muted or unbound, and then resumes only at a keyframe: a
+// P-frame the receiver has no reference for is wasted bandwidth.
+func (s *Session) videoWriter(ctx context.Context) {
+	src := s.dev.Video
+	pk := newH264Packetizer()
+	waitKey := true
+	for {
+		au, err := src.ReadAccessUnit(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			s.cameraLost(fmt.Errorf("media: read camera: %w", err))
+			return
+		}
+		capture := au.CaptureTime
+		if capture.IsZero() {
+			capture = time.Now()
+		}
+		track := s.videoTrack.Load()
+		if track == nil || !s.connected.Load() || s.videoMuted.Load() {
+			waitKey = true
+			continue
+		}
+		_, absID, bound := track.binding()
+		if !bound {
+			waitKey = true
+			continue
+		}
+		if waitKey && !au.Keyframe {
+			if time.Since(time.Unix(0, s.kfRequestedAt.Load())) > 500*time.Millisecond {
+				s.RequestKeyframe()
+			}
+			continue
+		}
+		if waitKey {
+			s.log.Debug("video sending from keyframe", "since_answer", s.sinceAnswer(time.Now()), "capture_age", time.Since(capture))
+		}
+		waitKey = false
+		for _, p := range pk.packetize(au.Data, capture, absID) {
+			if err := track.writeRTP(p); err != nil {
+				if ctx.Err() != nil || isClosedErr(err) {
+					return
+				}
+				s.log.Debug("video write", "err", err)
+				continue
+			}
+			s.video.pktsSent.Add(1)
+			s.video.bytesSent.Add(uint64(p.MarshalSize()))
+		}
+		s.video.framesSent.Add(1)
+		if au.Keyframe {
+			s.video.keysSent.Add(1)
+		}
+		if s.rec != nil {
+			s.rec.localVideo.write(au.Data, s.log)
+		}
+	}
+}
+
+// audioWriter encodes 20 ms microphone frames to G.711. The RTP timestamp
+// advances through muted or preview time too, so it tracks real time.
+func (s *Session) audioWriter() {
+	src := s.dev.Audio
+	frame := make([]int16, audioFrameSamples)
+	fill := 0
+	seq, ts := uint16(randUint32()), randUint32()
+	marker := true
+	for {
+		n, err := src.ReadPCM(s.ctx, frame[fill:])
+		if err != nil {
+			if s.ctx.Err() == nil {
+				s.log.Warn("microphone read failed, no more audio sent", "err", err)
+			}
+			return
+		}
+		fill += n
+		if fill < len(frame) {
+			continue
+		}
+		fill = 0
+		frameTS := ts
+		ts += audioFrameSamples
+		if !s.connected.Load() || !s.audioEnabled.Load() || s.audioMuted.Load() {
+			marker = true // the next packet starts a talkspurt
+			continue
+		}
+		pt, _, bound := s.audioTrack.binding()
+		if !bound {
+			continue
+		}
+		p := &rtp.Packet{
+			Header:  rtp.Header{Version: 2, Marker: marker, SequenceNumber: seq, Timestamp: frameTS},
+			Payload: encodeG711(make([]byte, 0, audioFrameSamples), frame, pt),
+		}
+		if err := s.audioTrack.writeRTP(p); err != nil {
+			if s.ctx.Err() != nil || isClosedErr(err) {
+				return
+			}
+			s.log.Debug("audio write", "err", err)
+			continue
+		}
+		seq++
+		marker = false
+		s.audio.pktsSent.Add(1)
+		s.audio.bytesSent.Add(uint64(p.MarshalSize()))
+		if s.rec != nil {
+			s.rec.localAudio.write(frame, s.log)
+		}
+	}
+}
+
+// audioReader decodes the peer's audio to the speaker. While previewing,
+// packets are counted but not played: no audio reaches the user before they
+// accept, whatever the peer sends.
+func (s *Session) audioReader(tr *webrtc.TrackRemote) {
+	pt := uint8(ptPCMU)
+	if strings.EqualFold(tr.Codec().MimeType, webrtc.MimeTypePCMA) {
+		pt = ptPCMA
+	}
+	for {
+		p, _, err := tr.ReadRTP()
+		if err != nil {
+			return
+		}
+		s.audio.pktsRecv.Add(1)
+		s.audio.bytesRecv.Add(uint64(p.MarshalSize()))
+		if !s.audioEnabled.Load() {
+			continue
+		}
+		if s.dev.Speaker == nil && s.rec == nil {
+			continue
+		}
+		// A fresh slice per packet: a sink may keep it (queue to ALSA).
+		pcm := decodeG711(make([]int16, 0, len(p.Payload)), p.Payload, pt)
+		if s.rec != nil {
+			s.rec.remoteAudio.write(pcm, s.log)
+		}
+		if s.dev.Speaker != nil {
+			if err := s.dev.Speaker.WritePCM(s.ctx, pcm); err != nil {
+				if s.ctx.Err() != nil {
+					return
+				}
+				s.log.Debug("speaker write", "err", err)
+			}
+		}
+	}
+}
+
+// videoReader reassembles the peer's video, counts decodable frames, notes
+// the first one and the capture → receive latency, and asks for a keyframe
+// whenever the picture cannot be decoded.
+func (s *Session) videoReader(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
+	ssrc := uint32(tr.SSRC())
+	var absID uint8
+	for _, h := range recv.GetParameters().HeaderExtensions {
+		if h.URI == AbsCaptureTimeURI {
+			absID = uint8(h.ID)
+		}
+	}
+	asm := newH264Assembler(absID)
+	decodable := false
+	for {
+		p, _, err := tr.ReadRTP()
+		if err != nil {
+			return
+		}
+		now := time.Now()
+		s.video.pktsRecv.Add(1)
+		s.video.bytesRecv.Add(uint64(p.MarshalSize()))
+		frames, lost := asm.push(p, now)
+		if lost > 0 {
+			s.video.framesDropped.Add(uint64(lost))
+			decodable = false
+			s.sendPLI(ssrc)
+		}
+		for _, f := range frames {
+			if f.keyframe {
+				decodable = true
+			}
+			if !decodable {
+				s.log.Debug("undecodable frame dropped", "since_answer", s.sinceAnswer(now), "bytes", len(f.data))
+				s.video.framesDropped.Add(1)
+				s.sendPLI(ssrc)
+				continue
+			}
+			s.video.framesRecv.Add(1)
+			if f.keyframe {
+				s.video.keysRecv.Add(1)
+			}
+			if !f.capture.IsZero() {
+				s.latency.add(f.complete.Sub(f.capture))
+			}
+			if f.keyframe && !s.firstFrame.Swap(true) {
+				d := s.sinceAnswer(now)
+				s.firstFrameAt.Store(int64(d))
+				s.log.Info("first video frame", "since_answer", d)
+				s.post(func() {
+					if s.cb.FirstFrame != nil {
+						s.cb.FirstFrame(d)
+					}
+				})
+			}
+			if s.rec != nil {
+				s.rec.remoteVideo.write(f.data, s.log)
+			}
+		}
+	}
+}
+
+// readRTCP drains a sender's RTCP (the interceptors act on it as it is
+// read: NACKs are answered from here) and turns PLI/FIR into keyframe
+// requests to the camera.
+func (s *Session) readRTCP(sender *webrtc.RTPSender) {
+	for {
+		pkts, _, err := sender.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, p := range pkts {
+			switch p.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				s.RequestKeyframe()
+			}
+		}
+	}
+}
+
+// notifier delivers callbacks in order on one goroutine, so pion's internal
+// goroutines never run call-engine code and callbacks never run under the
+// session's locks.
+type notifier struct {
+	mu      sync.Mutex
+	q       []func()
+	closed  bool
+	wake    chan struct{}
+	running atomic.Bool
+}
+
+func newNotifier() *notifier { return &notifier{wake: make(chan struct{}, 1)} }
+
+func (n *notifier) post(f func()) {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return
+	}
+	n.q = append(n.q, f)
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (n *notifier) close() {
+	n.mu.Lock()
+	n.closed = true
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// onNotifier reports whether a callback is running right now — used by
+// Close to avoid waiting for the notifier from inside one of its callbacks.
+func (n *notifier) onNotifier() bool { return n.running.Load() }
+
+func (n *notifier) run() {
+	for {
+		n.mu.Lock()
+		q, closed := n.q, n.closed
+		n.q = nil
+		n.mu.Unlock()
+		for _, f := range q {
+			n.running.Store(true)
+			f()
+			n.running.Store(false)
+		}
+		if len(q) > 0 {
+			continue
+		}
+		if closed {
+			return
+		}
+		<-n.wake
+	}
+}
