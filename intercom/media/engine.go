@@ -187,9 +187,9 @@ func (e *Engine) rtcConfig() webrtc.Configuration {
 		servers = append(servers, is)
 	}
 	return webrtc.Configuration{
-		ICEServers:   servers,
-		Certificates: []webrtc.Certificate{e.cert},
-		BundlePolicy: webrtc.BundlePolicyMaxBundle,
+		ICEServers:    servers,
+		Certificates:  []webrtc.Certificate{e.cert},
+		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
 		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
 	}
 }

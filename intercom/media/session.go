@@ -148,7 +148,7 @@ type Session struct {
 	cam            *camera
 
 	candMu   sync.Mutex
-	sdpTaken bool                 // the initial SDP was snapshotted; trickle from now on
+	sdpTaken bool                  // the initial SDP was snapshotted; trickle from now on
 	heldCand []signaling.Candidate // trickle held until the initial SDP call returned
 	released bool
 
@@ -162,18 +162,18 @@ type Session struct {
 	firstFrame    atomic.Bool
 	closed        atomic.Bool
 
-	audio, video   streamCounters
-	latency        latencyRing
-	connectAt      atomic.Int64 // ns after t0
-	firstFrameAt   atomic.Int64 // ns after t0
-	closeOnce      sync.Once
-	closeErr       error
-	finalMu        sync.Mutex
-	final          *Stats
-	rec            *recorders
-	lastPLI        atomic.Int64
-	kfRequestedAt  atomic.Int64
-	cameraBroken   atomic.Bool
+	audio, video  streamCounters
+	latency       latencyRing
+	connectAt     atomic.Int64 // ns after t0
+	firstFrameAt  atomic.Int64 // ns after t0
+	closeOnce     sync.Once
+	closeErr      error
+	finalMu       sync.Mutex
+	final         *Stats
+	rec           *recorders
+	lastPLI       atomic.Int64
+	kfRequestedAt atomic.Int64
+	cameraBroken  atomic.Bool
 }
 
 // NewSession creates a call's PeerConnection. Sources start at once (a door
