@@ -67,8 +67,11 @@ type Devices struct {
 // call back into the Session (Close included).
 type Callbacks struct {
 	// LocalCandidate trickles ICE candidates out; an empty Candidate ends
-	// gathering. It is never called before CreateOffer/AcceptOffer has
-	// returned, and candidates already in the returned SDP are not repeated.
+	// gathering. Candidates gathered before CreateOffer/AcceptOffer took its
+	// SDP are in that SDP and are not repeated; later ones are queued from
+	// the moment it returns, so they can race the engine's publishing of the
+	// invite/response: queue them until that is out (a candidate for a call
+	// the peer does not know yet is dropped there).
 	LocalCandidate func(signaling.Candidate)
 	// Renegotiate carries an offer or answer for the peer after the initial
 	// exchange (upgrade, downgrade, or our answer to the peer's offer).
