@@ -23,7 +23,7 @@ test-race:
 # The signalling/engine integration suite against a real mosquitto on 127.0.0.1
 # (installs mosquitto from apt when missing).
 test-mosquitto:
-	./scripts/with-mosquitto.sh $(GO) test -count=1 -run 'Integration' ./intercom/... ./signaling/...
+	./.ci/mosquitto.sh $(GO) test -count=1 ./intercom/... ./signaling/...
 
 lint:
 	@test -z "$$(gofmt -l .)" || (gofmt -l .; echo "gofmt: files above need formatting"; exit 1)

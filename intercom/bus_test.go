@@ -3,6 +3,7 @@ package intercom
 import (
 	"context"
 	"io"
+	"os"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -105,7 +106,7 @@ func newHarness(t *testing.T) *harness {
 	}
 }
 
-var quietLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
+var quietLogger = slog.New(slog.NewTextHandler(testLogOut(), nil))
 
 // add starts an engine for account/device and announces it online to all.
 func (h *harness) add(account, device string, tweak ...func(*Config)) *endpoint {
@@ -157,6 +158,7 @@ func (h *harness) presence(addr signaling.Address, state, session string) {
 	for _, e := range all {
 		e.HandlePresence(signaling.Presence{State: state, Account: addr.Account, Device: addr.Device, Session: session})
 	}
+	h.settle()
 }
 
 // remove stops an endpoint's engine as a crash would: no hangup is sent.
@@ -243,4 +245,11 @@ func (ep *endpoint) lastBill(t *testing.T) Bill {
 		t.Fatalf("%s: no bill", ep.addr)
 	}
 	return b[len(b)-1]
+}
+
+func testLogOut() io.Writer {
+	if os.Getenv("INTERCOMD_TEST_LOG") != "" {
+		return os.Stderr
+	}
+	return io.Discard
 }

@@ -95,3 +95,10 @@ func (e *Engine) answerCommand(ctx context.Context, channel string, accepted boo
 	}
 	return e.Response(ctx, BeCallingInfo{ChannelID: channel}, accepted)
 }
+
+// OnlineDevices lists the devices of account whose presence is online.
+func (e *Engine) OnlineDevices(ctx context.Context, account string) ([]string, error) {
+	var devs []string
+	err := e.exec(ctx, func() { devs = e.onlineDevices(account) })
+	return devs, err
+}

@@ -17,6 +17,9 @@ type EndpointConfig struct {
 	Engine    Config // Self, timeouts, clock, logger; Bills and OnEvent are set by the endpoint
 	Client    signaling.ClientConfig
 	OutboxDir string
+	// WrapBills, if set, wraps the client as the outbox's publisher (tests
+	// gate it; a deployment could mirror bills elsewhere).
+	WrapBills func(signaling.BillPublisher) signaling.BillPublisher
 	// ShutdownTimeout bounds the goodbye on exit: hangup, outbox flush,
 	// offline presence (default 5 s).
 	ShutdownTimeout time.Duration
@@ -73,7 +76,11 @@ func NewEndpoint(cfg EndpointConfig) (*Endpoint, error) {
 	if cfg.OutboxDir == "" {
 		return nil, errors.New("intercom: outbox directory is required (bills are never kept only in memory)")
 	}
-	ep.Outbox, err = signaling.OpenOutbox(cfg.OutboxDir, ep.Client, cfg.Engine.Logger)
+	var pub signaling.BillPublisher = ep.Client
+	if cfg.WrapBills != nil {
+		pub = cfg.WrapBills(pub)
+	}
+	ep.Outbox, err = signaling.OpenOutbox(cfg.OutboxDir, pub, cfg.Engine.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: %w", err)
 	}
@@ -124,7 +131,7 @@ func (ep *Endpoint) Run(ctx context.Context) error {
 		return fmt.Errorf("signaling: %w", err)
 	}
 	// Publish the initial retained state once connected.
-	ep.publishEvent(Event{Name: EvState, Time: ep.cfg.Engine.Clock.Now(), Data: ep.Engine.state})
+	ep.publishEvent(Event{Name: EvState, Time: ep.Engine.cfg.Clock.Now(), Data: ep.Engine.state})
 
 	outboxCtx, stopOutbox := context.WithCancel(runCtx)
 	defer stopOutbox()

@@ -38,6 +38,11 @@ type Config struct {
 	MaxCallDuration     time.Duration // a connected call is ended after this (default 2 h)
 	ResponseTimeout     time.Duration // callee waits this long for the caller to confirm its response (default 5 s)
 	KeepCallingInterval time.Duration // forceKeepCalling re-invite period (default 2.5 s)
+	// PeerOfflineGrace is how long a peer may stay offline before its call
+	// ends (default 3 s): a broker restart or a network blip makes
+	// presence flap without the peer losing its call; a restart (new
+	// presence session) ends the call at once.
+	PeerOfflineGrace time.Duration
 
 	Clock  Clock
 	Logger *slog.Logger
@@ -62,6 +67,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.KeepCallingInterval == 0 {
 		c.KeepCallingInterval = 2500 * time.Millisecond
+	}
+	if c.PeerOfflineGrace == 0 {
+		c.PeerOfflineGrace = 3 * time.Second
 	}
 	if c.Clock == nil {
 		c.Clock = SystemClock{}
@@ -130,6 +138,8 @@ type call struct {
 	acked   map[string]bool // callee devices that sent START_NOTIFY_RECEIVED
 	busy    map[string]bool // callee devices that answered busy
 	decided bool            // the first decisive response arrived
+
+	peerOffline Timer // grace timer while the peer's presence is offline
 
 	// incoming
 	responding *pendingResponse
@@ -318,17 +328,30 @@ func (e *Engine) send(to signaling.Address, typ signaling.MsgType, channel strin
 // --- timers ---
 
 // after runs f on the engine goroutine after d, unless the call it belongs
-// to has ended by then.
+// to has ended or the timer was stopped by then (a fired timer's closure
+// may already be queued behind the input that stopped it).
 func (e *Engine) after(c *call, d time.Duration, f func()) Timer {
-	t := e.cfg.Clock.AfterFunc(d, func() {
+	t := &engineTimer{}
+	t.t = e.cfg.Clock.AfterFunc(d, func() {
 		e.post(func() {
-			if e.call == c {
+			if e.call == c && !t.stopped {
 				f()
 			}
 		})
 	})
 	c.timers = append(c.timers, t)
 	return t
+}
+
+// engineTimer is only touched on the engine goroutine.
+type engineTimer struct {
+	t       Timer
+	stopped bool
+}
+
+func (t *engineTimer) Stop() bool {
+	t.stopped = true
+	return t.t.Stop()
 }
 
 func (c *call) stopTimers() {
@@ -358,21 +381,31 @@ func (e *Engine) onPresence(p signaling.Presence) {
 	if c == nil {
 		return
 	}
-	lost := p.State == signaling.Offline || restarted
+	offline := p.State == signaling.Offline
+	isPeer := (c.state == StateInCall || c.state == StateRinging) && addr == c.peer
 	switch {
-	case c.state == StateInCall && addr == c.peer && lost:
-		e.log.Warn("peer lost during call", "peer", addr.String(), "presence", p.State)
+	case isPeer && restarted:
+		e.log.Warn("peer restarted: its side of the call is gone", "peer", addr.String())
 		e.endLocal(HangupAbnormal, ReasonPeerLost, "system")
-	case c.state == StateRinging && addr == c.peer && lost:
-		e.log.Warn("caller lost while ringing", "peer", addr.String())
-		e.endLocal(HangupAbnormal, ReasonPeerLost, "system")
+	case isPeer && offline:
+		if c.peerOffline == nil {
+			e.log.Warn("peer went offline; ending the call unless it returns", "peer", addr.String(), "grace", e.cfg.PeerOfflineGrace)
+			c.peerOffline = e.after(c, e.cfg.PeerOfflineGrace, func() {
+				e.log.Warn("peer lost", "peer", addr.String())
+				e.endLocal(HangupAbnormal, ReasonPeerLost, "system")
+			})
+		}
+	case isPeer && c.peerOffline != nil:
+		c.peerOffline.Stop()
+		c.peerOffline = nil
+		e.log.Info("peer back online; call continues", "peer", addr.String())
 	case c.state == StateCalling && addr.Account == c.peer.Account:
 		if wentOnline {
 			// A device that came online (or restarted) missed the invite.
 			e.sendInvite(c)
 			return
 		}
-		if lost && !e.accountOnline(c.peer.Account) && !c.forceKeepCalling() {
+		if offline && !e.accountOnline(c.peer.Account) && !c.forceKeepCalling() {
 			e.endLocal(HangupAbnormal, ReasonPeerLost, "system")
 		}
 	}

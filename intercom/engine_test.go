@@ -413,6 +413,11 @@ func TestPeerLostMidCall(t *testing.T) {
 	door.next(t, EvCallAccepted)
 	h.remove(flat) // crash: no hangup sent
 	h.presence(flat.addr, signaling.Offline, "s-"+flat.addr.String())
+	h.advance(2 * time.Second)
+	if door.state(t) != StateInCall {
+		t.Fatal("call ended before the offline grace")
+	}
+	h.advance(time.Second)
 	hu := door.next(t, EvHangup).Data.(*HangupInfo)
 	if hu.Type != HangupAbnormal || hu.Reason != ReasonPeerLost {
 		t.Fatalf("hangup %+v", hu)
@@ -420,6 +425,26 @@ func TestPeerLostMidCall(t *testing.T) {
 	h.settle()
 	if b := door.lastBill(t); b.Disposition != DispAnswered || b.HangupType != HangupAbnormal || b.HungUpBy != "system" {
 		t.Fatalf("bill %+v", b)
+	}
+}
+
+func TestPresenceFlapKeepsCall(t *testing.T) {
+	h := newHarness(t)
+	door := h.add("door", "d1")
+	flat := h.add("flat1", "tablet")
+	dial(t, door, "flat1", TypeVideo, nil)
+	ring := flat.next(t, EvBeCalling).Data.(*BeCallingInfo)
+	if err := waitErr(t, respond(flat, *ring, true)); err != nil {
+		t.Fatal(err)
+	}
+	door.next(t, EvCallAccepted)
+	sess := "s-" + flat.addr.String()
+	h.presence(flat.addr, signaling.Offline, sess)
+	h.advance(2 * time.Second)
+	h.presence(flat.addr, signaling.Online, sess) // same process reconnected
+	h.advance(time.Minute)
+	if door.state(t) != StateInCall {
+		t.Fatal("a presence flap ended the call")
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -30,9 +29,12 @@ type Controller struct {
 	topics Topics
 	pc     paho.Client
 
-	mu          sync.Mutex
-	pending     map[string]chan CommandResponse
-	subscribed  map[string]bool
+	mu         sync.Mutex
+	pending    map[string]chan CommandResponse
+	subscribed map[string]bool
+	// watches are re-subscribed after a reconnect (clean sessions forget them).
+	watches     map[string]paho.MessageHandler
+	ready       chan struct{} // closed once subscriptions are back after the last connect
 	transaction uint64
 	prefixID    string
 }
@@ -58,6 +60,8 @@ func DialController(ctx context.Context, cfg ControllerConfig) (*Controller, err
 		topics:     cfg.Topics,
 		pending:    make(map[string]chan CommandResponse),
 		subscribed: make(map[string]bool),
+		watches:    make(map[string]paho.MessageHandler),
+		ready:      make(chan struct{}),
 		prefixID:   hex.EncodeToString(id[:]),
 	}
 	opts := paho.NewClientOptions().
@@ -68,7 +72,14 @@ func DialController(ctx context.Context, cfg ControllerConfig) (*Controller, err
 		SetProtocolVersion(4).
 		SetCleanSession(true).
 		SetAutoReconnect(true).
-		SetConnectTimeout(10 * time.Second)
+		SetConnectTimeout(10 * time.Second).
+		SetMaxReconnectInterval(2 * time.Second).
+		SetOnConnectHandler(c.resubscribe).
+		SetConnectionLostHandler(func(paho.Client, error) {
+			c.mu.Lock()
+			c.ready = make(chan struct{})
+			c.mu.Unlock()
+		})
 	if tlsConf.conf != nil {
 		opts.SetTLSConfig(tlsConf.conf)
 	}
@@ -77,6 +88,47 @@ func DialController(ctx context.Context, cfg ControllerConfig) (*Controller, err
 		return nil, fmt.Errorf("connect to %s: %w", cfg.Broker, err)
 	}
 	return c, nil
+}
+
+// resubscribe restores every subscription after a (re)connect.
+func (c *Controller) resubscribe(pc paho.Client) {
+	c.mu.Lock()
+	var toks []paho.Token
+	for topic := range c.subscribed {
+		toks = append(toks, pc.Subscribe(topic, 1, c.onResponse))
+	}
+	for filter, h := range c.watches {
+		toks = append(toks, pc.Subscribe(filter, 1, h))
+	}
+	ready := c.ready
+	c.mu.Unlock()
+	// paho runs this handler on its own goroutine: waiting here is fine.
+	go func() {
+		for _, t := range toks {
+			t.WaitTimeout(10 * time.Second)
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		select {
+		case <-ready:
+		default:
+			close(ready)
+		}
+	}()
+}
+
+// WaitReady returns once the controller is connected with every
+// subscription in place (after a reconnect, once they are restored).
+func (c *Controller) WaitReady(ctx context.Context) error {
+	c.mu.Lock()
+	ready := c.ready
+	c.mu.Unlock()
+	select {
+	case <-ready:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("controller not ready: %w", ctx.Err())
+	}
 }
 
 // Close disconnects.
@@ -142,16 +194,13 @@ func (c *Controller) onResponse(_ paho.Client, m paho.Message) {
 	}
 }
 
-// Watch subscribes to presence, state, events and bills of device (either
-// level may be "+") and calls fn for each message until ctx ends. fn runs
-// on the client's delivery goroutine, in order.
-func (c *Controller) Watch(ctx context.Context, device Address, kinds []string, fn func(Observation)) error {
+// Subscribe delivers presence, state, events and bills of device (either
+// level may be "+"; kinds defaults to all four) to fn, from when it
+// returns until stop is called. fn runs on the client's delivery
+// goroutine, in order. Subscriptions survive reconnects.
+func (c *Controller) Subscribe(ctx context.Context, device Address, kinds []string, fn func(Observation)) (stop func(), err error) {
 	if len(kinds) == 0 {
 		kinds = []string{LeafPresence, LeafState, LeafEvent, LeafBill}
-	}
-	subs := make(map[string]byte)
-	for _, k := range kinds {
-		subs[c.topics.Device(device, k)] = 1
 	}
 	handler := func(_ paho.Client, m paho.Message) {
 		if len(m.Payload()) > MaxMessageSize {
@@ -163,19 +212,43 @@ func (c *Controller) Watch(ctx context.Context, device Address, kinds []string, 
 		}
 		fn(Observation{Topic: m.Topic(), Device: addr, Kind: kind, Payload: m.Payload()})
 	}
-	if err := awaitToken(ctx, c.pc.SubscribeMultiple(subs, handler), 10*time.Second); err != nil {
-		return fmt.Errorf("subscribe: %w", err)
+	subs := make(map[string]byte)
+	for _, k := range kinds {
+		subs[c.topics.Device(device, k)] = 1
 	}
-	<-ctx.Done()
+	c.mu.Lock()
+	for f := range subs {
+		c.watches[f] = handler
+	}
+	c.mu.Unlock()
 	filters := make([]string, 0, len(subs))
 	for f := range subs {
 		filters = append(filters, f)
 	}
-	c.pc.Unsubscribe(filters...).WaitTimeout(time.Second)
-	if errors.Is(ctx.Err(), context.Canceled) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return nil
+	stop = func() {
+		c.mu.Lock()
+		for _, f := range filters {
+			delete(c.watches, f)
+		}
+		c.mu.Unlock()
+		c.pc.Unsubscribe(filters...).WaitTimeout(time.Second)
 	}
-	return ctx.Err()
+	if err := awaitToken(ctx, c.pc.SubscribeMultiple(subs, handler), 10*time.Second); err != nil {
+		stop()
+		return nil, fmt.Errorf("subscribe: %w", err)
+	}
+	return stop, nil
+}
+
+// Watch is Subscribe until ctx ends.
+func (c *Controller) Watch(ctx context.Context, device Address, kinds []string, fn func(Observation)) error {
+	stop, err := c.Subscribe(ctx, device, kinds, fn)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	stop()
+	return nil
 }
 
 // parseDeviceTopic splits {p}/device/{acct}/{dev}/{leaf}.
