@@ -704,8 +704,10 @@ func requireFFmpeg(t testing.TB) {
 func ffmpegDecodeRaw(t testing.TB, path string) []byte {
 	t.Helper()
 	var stderr bytes.Buffer
-	cmd := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-i", path, "-fps_mode", "passthrough",
-		"-f", "rawvideo", "-pix_fmt", "yuv420p", "-")
+	// Every decoded frame once (passthrough) in a millisecond time base, so
+	// ffmpeg neither drops nor duplicates frames of irregular timestamps.
+	cmd := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-i", path, "-map", "0:v:0", "-fps_mode", "passthrough",
+		"-enc_time_base:v", "1:1000", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-")
 	cmd.Stderr = &stderr
 	raw, err := cmd.Output()
 	if err != nil || stderr.Len() != 0 {
