@@ -1040,11 +1040,13 @@ func (e *Engine) finish(c *call, fi finishInfo) {
 	e.writeBill(c, fi, e.cfg.Clock.Now())
 }
 
-func ceilSeconds(d time.Duration) int64 {
+// roundSeconds rounds to the nearest second, as the vendor's bills show
+// durations (a 3.2 s call is 3 s, not 4).
+func roundSeconds(d time.Duration) int64 {
 	if d <= 0 {
 		return 0
 	}
-	return int64((d + time.Second - 1) / time.Second)
+	return int64(d.Round(time.Second) / time.Second)
 }
 
 func (e *Engine) writeBill(c *call, fi finishInfo, end time.Time) {
@@ -1058,7 +1060,7 @@ func (e *Engine) writeBill(c *call, fi finishInfo, end time.Time) {
 		Direction:    c.dir.String(),
 		Start:        c.start.UnixMilli(),
 		End:          end.UnixMilli(),
-		TotalSeconds: ceilSeconds(end.Sub(c.start)),
+		TotalSeconds: roundSeconds(end.Sub(c.start)),
 		Disposition:  fi.disposition,
 		HangupType:   fi.hangupType,
 		HangupReason: fi.reason,
@@ -1079,7 +1081,7 @@ func (e *Engine) writeBill(c *call, fi finishInfo, end time.Time) {
 	b.Accounts = []string{b.Caller, b.Callee}
 	if !c.answer.IsZero() {
 		b.Answer = c.answer.UnixMilli()
-		b.Billsec = ceilSeconds(end.Sub(c.answer))
+		b.Billsec = roundSeconds(end.Sub(c.answer))
 		b.Duration = b.Billsec
 	}
 	switch fi.disposition {

@@ -220,7 +220,7 @@ type Bill struct {
 	Type        string   `json:"type"` // netcallBill (answered), netcallMiss, netcallReject
 	Accounts    []string `json:"accounts"`
 	ChannelID   string   `json:"channelId"`
-	Duration    int64    `json:"duration"` // seconds talked (answer → end), rounded up
+	Duration    int64    `json:"duration"` // seconds talked (answer → end), rounded to the nearest second
 	NetcallType int      `json:"netcallType"`
 	Time        int64    `json:"time"` // end, Unix ms
 
@@ -235,8 +235,8 @@ type Bill struct {
 	Start        int64  `json:"start"`                // invite sent / received, Unix ms
 	Answer       int64  `json:"answer,omitempty"`     // Unix ms
 	End          int64  `json:"end"`                  // Unix ms
-	TotalSeconds int64  `json:"totalDuration"`        // start → end, rounded up
-	Billsec      int64  `json:"billsec"`              // answer → end, rounded up
+	TotalSeconds int64  `json:"totalDuration"`        // start → end, rounded
+	Billsec      int64  `json:"billsec"`              // answer → end, rounded
 	Disposition  string `json:"disposition"`
 	HangupType   int    `json:"hangupType"`
 	HangupReason string `json:"hangupReason"`

@@ -108,7 +108,7 @@ func parseConfig(data []byte) (Config, error) {
 	dec.KnownFields(true)
 	// An empty file decodes to io.EOF; validation then names what is missing.
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, err
+		return Config{}, nameKeys(data, err)
 	}
 	if err := cfg.validate(); err != nil {
 		return Config{}, err
@@ -197,4 +197,48 @@ func hasAnyPrefix(s string, prefixes ...string) bool {
 		}
 	}
 	return false
+}
+
+// nameKeys rewrites yaml.v3's "line N: …" errors to name the key at that
+// line ("calls.callTimeout (line 3): cannot unmarshal …").
+func nameKeys(data []byte, err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil {
+		return err
+	}
+	keys := map[int]string{}
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		switch n.Kind {
+		case yaml.DocumentNode, yaml.SequenceNode:
+			for _, c := range n.Content {
+				walk(c, path)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k := n.Content[i].Value
+				if path != "" {
+					k = path + "." + k
+				}
+				keys[n.Content[i].Line] = k
+				keys[n.Content[i+1].Line] = k
+				walk(n.Content[i+1], k)
+			}
+		}
+	}
+	walk(&root, "")
+	var errs []error
+	for _, msg := range te.Errors {
+		var line int
+		if _, scanErr := fmt.Sscanf(msg, "line %d:", &line); scanErr == nil && keys[line] != "" {
+			_, rest, _ := strings.Cut(msg, ": ")
+			msg = fmt.Sprintf("%s (line %d): %s", keys[line], line, rest)
+		}
+		errs = append(errs, errors.New(msg))
+	}
+	return errors.Join(errs...)
 }

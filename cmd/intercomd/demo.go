@@ -159,17 +159,23 @@ func demo(ctx context.Context, out io.Writer, logger *slog.Logger, talk, answerA
 		}
 	}
 	say("door station door/entrance and indoor unit flat1/tablet are online")
-	say("visitor presses the call button for flat1")
-	var res intercom.CallResult
-	for attempt := 0; ; attempt++ {
-		res, err = door.Engine.Call(ctx, intercom.CallOptions{Type: intercom.TypeVideo, Account: "flat1"})
-		// The door learns the tablet's presence a moment after connecting.
-		if intercom.ErrorCode(err) == intercom.CodeCalleeOffline && attempt < 50 {
-			time.Sleep(50 * time.Millisecond)
-			continue
+	// The door learns the tablet's presence a moment after connecting.
+	for {
+		devs, err := door.Engine.OnlineDevices(ctx, "flat1")
+		if err != nil {
+			return err
 		}
-		break
+		if len(devs) > 0 {
+			break
+		}
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
+	say("visitor presses the call button for flat1")
+	res, err := door.Engine.Call(ctx, intercom.CallOptions{Type: intercom.TypeVideo, Account: "flat1"})
 	if err != nil {
 		return fmt.Errorf("call: %w", err)
 	}
