@@ -176,3 +176,55 @@ func TestTestPatternDoesNotBurstAfterStall(t *testing.T) {
 		t.Fatalf("next frame for %v", au.CaptureTime)
 	}
 }
+
+// BenchmarkTestPatternEncode measures one 640x480 frame of the test pattern
+// (render + encode). "p" is a steady state of P pictures; "idr" forces every
+// picture to be an IDR; "source" is TestPattern.ReadAccessUnit at 15 fps
+// with its 3 s keyframe interval, under a VirtualClock.
+func BenchmarkTestPatternEncode(b *testing.B) {
+	for _, mode := range []string{"p", "idr"} {
+		b.Run(mode, func(b *testing.B) {
+			enc, _ := NewH264PCMEncoder(640, 480, 15)
+			r := newPatternRenderer(640, 480, 15)
+			f := NewI420Frame(640, 480)
+			base := time.Unix(0, 0)
+			var buf []byte
+			var total int64
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				r.render(f, uint64(i), base.Add(time.Duration(i)*time.Second/15))
+				var err error
+				buf, _, err = enc.Encode(buf[:0], f, mode == "idr" || i == 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				total += int64(len(buf))
+			}
+			b.ReportMetric(float64(total)/float64(b.N), "bytes/frame")
+		})
+	}
+	b.Run("source", func(b *testing.B) {
+		p := &TestPattern{Clock: NewVirtualClock(time.Unix(0, 0))}
+		if err := p.Start(context.Background(), VideoConfig{Width: 640, Height: 480, FPS: 15}); err != nil {
+			b.Fatal(err)
+		}
+		defer p.Stop()
+		var pBytes, pFrames int64
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			au, err := p.ReadAccessUnit(context.Background())
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !au.Keyframe {
+				pBytes += int64(len(au.Data))
+				pFrames++
+			}
+		}
+		if pFrames > 0 {
+			b.ReportMetric(float64(pBytes)/float64(pFrames), "bytes/P-frame")
+		}
+	})
+}
