@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
@@ -42,6 +43,9 @@ type Broker struct {
 	tcp    *listeners.TCP
 	ws     *wsListener
 	logger *slog.Logger
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // StartBroker starts the embedded broker and returns once its listeners are
@@ -131,11 +135,14 @@ func (b *Broker) URL() string { return "tcp://" + b.TCPAddr() }
 
 // Close stops the listeners and disconnects every client. The ports are
 // free for a new broker when it returns.
+// Closing twice is harmless (mochi itself panics on a second Close).
 func (b *Broker) Close() error {
-	if err := b.srv.Close(); err != nil {
-		return fmt.Errorf("close embedded broker: %w", err)
-	}
-	return nil
+	b.closeOnce.Do(func() {
+		if err := b.srv.Close(); err != nil {
+			b.closeErr = fmt.Errorf("close embedded broker: %w", err)
+		}
+	})
+	return b.closeErr
 }
 
 // KickClient closes the broker side of a client's connection without a

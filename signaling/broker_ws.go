@@ -19,12 +19,13 @@ import (
 // for ":0", and it answers both subprotocol names browsers' MQTT.js sends
 // ("mqtt", and "mqttv3.1" from old versions).
 type wsListener struct {
-	id, addr string
-	ln       net.Listener
-	srv      *http.Server
-	log      *slog.Logger
-	once     sync.Once
-	upgrader websocket.Upgrader
+	id, addr  string
+	ln        net.Listener
+	srv       *http.Server
+	establish listeners.EstablishFn // set in Serve before it accepts
+	log       *slog.Logger
+	once      sync.Once
+	upgrader  websocket.Upgrader
 }
 
 var _ listeners.Listener = (*wsListener)(nil)
@@ -59,10 +60,8 @@ func (l *wsListener) Init(log *slog.Logger) error {
 		return err
 	}
 	l.ln = ln
-	return nil
-}
-
-func (l *wsListener) Serve(establish listeners.EstablishFn) {
+	// Built here, not in Serve, so Close (another goroutine) never races
+	// with its creation.
 	l.srv = &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			c, err := l.upgrader.Upgrade(w, r, nil)
@@ -71,12 +70,17 @@ func (l *wsListener) Serve(establish listeners.EstablishFn) {
 				return
 			}
 			defer c.Close()
-			if err := establish(l.id, &wsConn{Conn: c.UnderlyingConn(), c: c}); err != nil {
+			if err := l.establish(l.id, &wsConn{Conn: c.UnderlyingConn(), c: c}); err != nil {
 				l.log.Debug("websocket mqtt client ended", "remote", r.RemoteAddr, "error", err)
 			}
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
+	return nil
+}
+
+func (l *wsListener) Serve(establish listeners.EstablishFn) {
+	l.establish = establish
 	if err := l.srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		l.log.Error("websocket listener stopped", "error", err)
 	}
@@ -84,16 +88,12 @@ func (l *wsListener) Serve(establish listeners.EstablishFn) {
 
 func (l *wsListener) Close(closeClients listeners.CloseFn) {
 	l.once.Do(func() {
-		if l.srv != nil {
-			// Hijacked websocket connections are not tracked by the http
-			// server; closeClients below ends them.
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_ = l.srv.Shutdown(ctx)
-			cancel()
-		}
-		if l.ln != nil {
-			_ = l.ln.Close()
-		}
+		// Hijacked websocket connections are not tracked by the http
+		// server; closeClients below ends them.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = l.srv.Shutdown(ctx)
+		cancel()
+		_ = l.ln.Close()
 	})
 	closeClients(l.id)
 }
