@@ -3,8 +3,8 @@ package intercom
 import (
 	"context"
 	"io"
-	"os"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"

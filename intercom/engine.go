@@ -44,6 +44,12 @@ type Config struct {
 	// presence session) ends the call at once.
 	PeerOfflineGrace time.Duration
 
+	// Media creates each call's media session; nil means signalling only.
+	Media MediaProvider
+	// AutoAgreeVideo answers a peer's SWITCH_AUDIO_TO_VIDEO with agree (6):
+	// a door station or unattended unit has nobody to ask.
+	AutoAgreeVideo bool
+
 	Clock  Clock
 	Logger *slog.Logger
 	Bills  BillSink
@@ -140,6 +146,7 @@ type call struct {
 	decided bool            // the first decisive response arrived
 
 	peerOffline Timer // grace timer while the peer's presence is offline
+	media       *mediaState
 
 	// incoming
 	responding *pendingResponse
@@ -495,6 +502,7 @@ func (e *Engine) startCall(opts CallOptions) (CallResult, error) {
 	e.call = c
 	e.seenChan.add(c.channel)
 	e.setState(StateCalling)
+	c.invite.Offer = e.mediaOffer(c)
 	e.sendInvite(c)
 	e.after(c, e.cfg.CallTimeout, func() { e.onCallTimeout(c) })
 	if c.forceKeepCalling() {
@@ -575,9 +583,11 @@ func (e *Engine) startResponse(channel string, accepted bool, reason string, rep
 	p := &pendingResponse{accepted: accepted, reply: reply}
 	p.timer = e.after(c, e.cfg.ResponseTimeout, func() { e.onResponseTimeout(c, p) })
 	c.responding = p
-	e.send(c.peer, signaling.TypeResponse, c.channel, &signaling.Response{
-		Accepted: accepted, Reason: reason, ClientType: e.cfg.ClientType,
-	})
+	resp := &signaling.Response{Accepted: accepted, Reason: reason, ClientType: e.cfg.ClientType}
+	if accepted {
+		resp.Answer = e.mediaAnswer(c)
+	}
+	e.send(c.peer, signaling.TypeResponse, c.channel, resp)
 }
 
 func (e *Engine) onResponseTimeout(c *call, p *pendingResponse) {
@@ -609,6 +619,7 @@ func (e *Engine) Control(ctx context.Context, channel string, command int) error
 			cErr = errorf(CodeChannelInvalid, "call %s is not answered yet", c.channel)
 			return
 		}
+		e.applyLocalControl(c, command)
 		e.send(c.peer, signaling.TypeControl, c.channel, &signaling.Control{Command: command})
 	})
 	if err != nil {

@@ -125,8 +125,10 @@ func NewEngine(cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("media: register abs-capture-time: %w", err)
 	}
 
-	// NACK generator+responder, sender/receiver reports and the stats
-	// interceptor (jitter, loss, RTT for the bill). Not TWCC/GCC: the
+	// NACK generator+responder and sender/receiver reports (the session
+	// computes loss, jitter and RTT itself from RTP and the reports). Not
+	// pion's stats interceptor: GetStats races with receiver start-up and
+	// costs CPU a Pi Zero lacks. Not TWCC/GCC: the
 	// encoder runs at a configured bitrate on a LAN and bandwidth estimation
 	// would only add CPU on a Pi Zero.
 	ir := &interceptor.Registry{}
@@ -135,9 +137,6 @@ func NewEngine(cfg Config) (*Engine, error) {
 	}
 	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
 		return nil, fmt.Errorf("media: rtcp reports: %w", err)
-	}
-	if err := webrtc.ConfigureStatsInterceptor(ir); err != nil {
-		return nil, fmt.Errorf("media: stats interceptor: %w", err)
 	}
 
 	se := webrtc.SettingEngine{}

@@ -177,6 +177,10 @@ type Session struct {
 	lastPLI       atomic.Int64
 	kfRequestedAt atomic.Int64
 	cameraBroken  atomic.Bool
+
+	recvMu              sync.Mutex
+	recvStats           map[webrtc.RTPCodecType][]*recvStat
+	audioSend, videoSnd sendStat
 }
 
 // NewSession creates a call's PeerConnection. Sources start at once (a door
@@ -553,7 +557,27 @@ func (s *Session) Stats() Stats {
 
 func (s *Session) liveStats() Stats {
 	st := Stats{Audio: s.audio.snapshot(), Video: s.video.snapshot()}
-	addPionStats(&st, s.pc.GetStats())
+	s.recvMu.Lock()
+	for kind, list := range s.recvStats {
+		ss := &st.Audio
+		if kind == webrtc.RTPCodecTypeVideo {
+			ss = &st.Video
+		}
+		for _, r := range list {
+			lost, jit := r.snapshot()
+			ss.PacketsLost += lost
+			ss.JitterMs = max(ss.JitterMs, jit)
+		}
+	}
+	s.recvMu.Unlock()
+	for _, x := range []struct {
+		ss *StreamStats
+		sn *sendStat
+	}{{&st.Audio, &s.audioSend}, {&st.Video, &s.videoSnd}} {
+		x.ss.RemotePacketsLost = x.sn.lost.Load()
+		x.ss.RemoteFractionLost = float64(x.sn.fraction.Load()) / 256
+		st.RTTMs = max(st.RTTMs, ms(time.Duration(x.sn.rttNs.Load())))
+	}
 	if d := s.connectAt.Load(); d > 0 {
 		st.ConnectMs = ms(time.Duration(d))
 	}
@@ -880,11 +904,25 @@ func (s *Session) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 
 func (s *Session) post(f func()) { s.notify.post(f) }
 
+// newRecvStat registers the receive statistics of a remote track.
+func (s *Session) newRecvStat(kind webrtc.RTPCodecType, clock uint32) *recvStat {
+	r := &recvStat{clock: float64(clock)}
+	s.recvMu.Lock()
+	defer s.recvMu.Unlock()
+	if s.recvStats == nil {
+		s.recvStats = map[webrtc.RTPCodecType][]*recvStat{}
+	}
+	s.recvStats[kind] = append(s.recvStats[kind], r)
+	return r
+}
+
 // watchSender starts the RTCP reader of a sender we created.
 func (s *Session) watchSender(sender *webrtc.RTPSender) {
-	if sender != nil {
-		s.wg.Go(func() { s.readRTCP(sender) })
+	if sender == nil || sender.Track() == nil {
+		return
 	}
+	kind := sender.Track().Kind()
+	s.wg.Go(func() { s.readRTCP(sender, kind) })
 }
 
 // sendPLI asks the peer for a keyframe, at most every 250 ms.

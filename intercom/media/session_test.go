@@ -144,6 +144,13 @@ func TestDoorToIndoorVideo(t *testing.T) {
 	if indoor.cam.starts.Load() != 0 {
 		t.Error("indoor camera started although SendVideo is false")
 	}
+	// RTT comes from RTCP receiver reports, sent about once a second.
+	eventually(t, 4*time.Second, "RTT from receiver reports on both sides", func() bool {
+		return c.a.s.Stats().RTTMs > 0 && c.b.s.Stats().RTTMs > 0
+	})
+	if rtt := c.a.s.Stats().RTTMs; rtt > 100 {
+		t.Errorf("loopback RTT %.2f ms", rtt)
+	}
 }
 
 // Mute stops the packets (the peer's counters stop growing) and unmute

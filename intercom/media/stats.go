@@ -5,8 +5,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/pion/webrtc/v4"
 )
 
 // StreamStats are one media kind's figures for the bill.
@@ -37,8 +35,8 @@ type StreamStats struct {
 type Stats struct {
 	Audio StreamStats `json:"audio"`
 	Video StreamStats `json:"video"`
-	// RTTMs is the round trip time: from RTCP receiver reports when the peer
-	// sent any, else from the selected ICE candidate pair's STUN checks.
+	// RTTMs is the latest round trip time from the peer's RTCP receiver
+	// reports (LSR/DLSR); 0 until the first report (about a second in).
 	RTTMs float64 `json:"rttMs"`
 	// ConnectMs is from the session's answer (AcceptOffer / SetAnswer) to
 	// the PeerConnection connecting (ICE + DTLS).
@@ -120,40 +118,81 @@ func (r *latencyRing) percentiles() (p50, p95 time.Duration, n int) {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// addPionStats folds loss, jitter and RTT from pion's stats report into st.
-func addPionStats(st *Stats, report webrtc.StatsReport) {
-	var rrRTT, pairRTT float64
-	for _, v := range report {
-		switch s := v.(type) {
-		case webrtc.InboundRTPStreamStats:
-			ss := kindStats(st, s.Kind)
-			if ss == nil {
-				continue
-			}
-			ss.PacketsLost += int64(s.PacketsLost)
-			ss.JitterMs = max(ss.JitterMs, s.Jitter*1000)
-		case webrtc.RemoteInboundRTPStreamStats:
-			ss := kindStats(st, s.Kind)
-			if ss == nil {
-				continue
-			}
-			ss.RemotePacketsLost += int64(s.PacketsLost)
-			ss.RemoteFractionLost = max(ss.RemoteFractionLost, s.FractionLost)
-			if s.RoundTripTime > 0 {
-				rrRTT = max(rrRTT, s.RoundTripTime)
-			}
-		case webrtc.ICECandidatePairStats:
-			if s.Nominated && s.CurrentRoundTripTime > 0 {
-				pairRTT = s.CurrentRoundTripTime
-			}
-		}
+// recvStat measures one received RTP stream as RFC 3550 receivers do:
+// cumulative loss from the extended highest sequence number, interarrival
+// jitter from arrival time against RTP timestamp. Computed here rather than
+// via pion's GetStats, which races with pion's receiver start-up (seen under
+// -race) and costs more than these few operations per packet.
+type recvStat struct {
+	clock float64 // RTP clock rate
+
+	mu          sync.Mutex
+	started     bool
+	base        time.Time
+	baseExt     int64
+	lastExt     int64
+	maxExt      int64
+	received    int64
+	jitter      float64 // RTP timestamp units
+	lastTransit float64
+}
+
+func (r *recvStat) update(seq uint16, ts uint32, arrival time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.started {
+		r.started = true
+		r.base = arrival
+		r.baseExt, r.lastExt, r.maxExt = int64(seq), int64(seq), int64(seq)
+		r.received = 1
+		r.lastTransit = arrival.Sub(r.base).Seconds()*r.clock - float64(ts)
+		return
 	}
-	switch {
-	case rrRTT > 0:
-		st.RTTMs = rrRTT * 1000
-	case pairRTT > 0:
-		st.RTTMs = pairRTT * 1000
+	ext := r.lastExt + int64(int16(seq-uint16(r.lastExt)))
+	r.lastExt = ext
+	r.maxExt = max(r.maxExt, ext)
+	r.received++
+	t := arrival.Sub(r.base).Seconds()*r.clock - float64(ts)
+	// RTP timestamps wrap at 2^32; unwrap the difference against the last
+	// transit so a wrap does not show up as a jitter spike.
+	d := t - r.lastTransit
+	if d > 1<<31 {
+		d -= 1 << 32
+	} else if d < -(1 << 31) {
+		d += 1 << 32
 	}
+	r.lastTransit = t
+	if d < 0 {
+		d = -d
+	}
+	r.jitter += (d - r.jitter) / 16
+}
+
+// snapshot returns cumulative loss and jitter in milliseconds.
+func (r *recvStat) snapshot() (lost int64, jitterMs float64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.started {
+		return 0, 0
+	}
+	expected := r.maxExt - r.baseExt + 1
+	return max(0, expected-r.received), r.jitter / r.clock * 1000
+}
+
+// sendStat is what the peer's receiver reports say about one of our
+// streams, and the round trip time they let us compute.
+type sendStat struct {
+	lost     atomic.Int64
+	fraction atomic.Uint32 // FractionLost × 256, as on the wire
+	rttNs    atomic.Int64
+}
+
+// ntpMiddle is the middle 32 bits of the NTP time of t, the unit of the
+// LSR and DLSR fields (1/65536 s).
+func ntpMiddle(t time.Time) uint32 {
+	secs := uint64(t.Unix()) + 2208988800
+	frac := uint64(t.Nanosecond()) << 32 / 1e9
+	return uint32((secs<<32 | frac) >> 16)
 }
 
 func kindStats(st *Stats, kind string) *StreamStats {

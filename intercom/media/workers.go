@@ -198,11 +198,13 @@ func (s *Session) audioReader(tr *webrtc.TrackRemote) {
 	if strings.EqualFold(tr.Codec().MimeType, webrtc.MimeTypePCMA) {
 		pt = ptPCMA
 	}
+	rs := s.newRecvStat(webrtc.RTPCodecTypeAudio, tr.Codec().ClockRate)
 	for {
 		p, _, err := tr.ReadRTP()
 		if err != nil {
 			return
 		}
+		rs.update(p.SequenceNumber, p.Timestamp, time.Now())
 		s.audio.pktsRecv.Add(1)
 		s.audio.bytesRecv.Add(uint64(p.MarshalSize()))
 		if !s.audioEnabled.Load() {
@@ -239,6 +241,7 @@ func (s *Session) videoReader(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) 
 		}
 	}
 	asm := newH264Assembler(absID)
+	rs := s.newRecvStat(webrtc.RTPCodecTypeVideo, 90000)
 	decodable := false
 	for {
 		p, _, err := tr.ReadRTP()
@@ -246,6 +249,7 @@ func (s *Session) videoReader(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) 
 			return
 		}
 		now := time.Now()
+		rs.update(p.SequenceNumber, p.Timestamp, now)
 		s.video.pktsRecv.Add(1)
 		s.video.bytesRecv.Add(uint64(p.MarshalSize()))
 		frames, lost := asm.push(p, now)
@@ -291,17 +295,44 @@ func (s *Session) videoReader(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) 
 // readRTCP drains a sender's RTCP (the interceptors act on it as it is
 // read: NACKs are answered from here) and turns PLI/FIR into keyframe
 // requests to the camera.
-func (s *Session) readRTCP(sender *webrtc.RTPSender) {
+func (s *Session) readRTCP(sender *webrtc.RTPSender, kind webrtc.RTPCodecType) {
+	st := &s.audioSend
+	if kind == webrtc.RTPCodecTypeVideo {
+		st = &s.videoSnd
+	}
 	for {
 		pkts, _, err := sender.ReadRTCP()
 		if err != nil {
 			return
 		}
+		now := time.Now()
 		for _, p := range pkts {
-			switch p.(type) {
+			switch p := p.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				s.RequestKeyframe()
+				if kind == webrtc.RTPCodecTypeVideo {
+					s.RequestKeyframe()
+				}
+			case *rtcp.ReceiverReport:
+				s.noteReports(st, p.Reports, now)
+			case *rtcp.SenderReport:
+				s.noteReports(st, p.Reports, now)
 			}
+		}
+	}
+}
+
+// noteReports takes loss and RTT from the peer's reception reports about
+// our stream (RFC 3550 §6.4.1: RTT = now − LSR − DLSR).
+func (s *Session) noteReports(st *sendStat, reports []rtcp.ReceptionReport, now time.Time) {
+	for _, r := range reports {
+		st.lost.Store(int64(r.TotalLost))
+		st.fraction.Store(uint32(r.FractionLost))
+		if r.LastSenderReport == 0 {
+			continue
+		}
+		rtt := ntpMiddle(now) - r.LastSenderReport - r.Delay
+		if rtt < 1<<31 { // not negative: clocks and rounding can make it so on loopback
+			st.rttNs.Store(int64(time.Duration(rtt) * time.Second / 65536))
 		}
 	}
 }

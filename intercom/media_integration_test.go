@@ -1,0 +1,123 @@
+package intercom
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/intercomd/intercomd/device"
+	"github.com/intercomd/intercomd/intercom/media"
+	"github.com/intercomd/intercomd/signaling/sigtest"
+)
+
+func testMediaEngine(t *testing.T) *media.Engine {
+	t.Helper()
+	e, err := media.NewEngine(media.Config{LoopbackOnly: true, ICEDisconnectedTimeout: time.Second, ICEFailedTimeout: time.Second, Logger: sigtest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// withMedia gives an endpoint pion media: a door with a test-pattern
+// camera and a tone microphone, or an indoor unit with a tone microphone.
+func withMedia(me *media.Engine, door bool) func(*EndpointConfig) {
+	return func(c *EndpointConfig) {
+		c.Engine.Media = &PionMedia{
+			Engine:    me,
+			SendVideo: door,
+			Devices: func() media.Devices {
+				d := media.Devices{Audio: device.NewSineTone(440), Speaker: &device.NullSink{}}
+				if door {
+					d.Video = &device.TestPattern{}
+				}
+				return d
+			},
+		}
+		c.Engine.AutoAgreeVideo = true
+	}
+}
+
+type mediaStats struct {
+	Audio struct {
+		PacketsSent, PacketsReceived uint64
+	}
+	Video struct {
+		PacketsReceived, FramesReceived uint64
+	}
+}
+
+func statsOf(t *testing.T, raw json.RawMessage) mediaStats {
+	t.Helper()
+	var s mediaStats
+	if err := json.Unmarshal(raw, &s); err != nil {
+		t.Fatalf("media stats %s: %v", raw, err)
+	}
+	return s
+}
+
+func TestIntegrationMediaCall(t *testing.T) {
+	me := testMediaEngine(t)
+	n := newNet(t, "")
+	bills := n.watchBills()
+	door := n.start("door", "d1", withMedia(me, true))
+	flat := n.start("flat1", "tablet", withMedia(me, false))
+	door.waitOnline(t, "flat1", "tablet")
+
+	res := mustCall(t, door, "flat1", nil)
+	ring := flat.next(t, EvBeCalling).Data.(*BeCallingInfo)
+	must(t, flat.respond(*ring, true))
+	door.next(t, EvCallAccepted)
+	// The indoor unit sees the door's picture.
+	for {
+		mi := flat.next(t, EvMedia).Data.(*MediaInfo)
+		if mi.State == "firstFrame" {
+			t.Logf("first frame %.1f ms after answer", mi.FirstFrameMs)
+			break
+		}
+	}
+	// Let audio flow both ways for a moment, then hang up from the flat.
+	time.Sleep(500 * time.Millisecond)
+	if err := flat.ep.Engine.Hangup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := bills.waitFor(t, res.ChannelID, door.addr, flat.addr)
+	t.Logf("door media %s", got[door.addr.String()].Media)
+	t.Logf("flat media %s", got[flat.addr.String()].Media)
+	ds, fs := statsOf(t, got[door.addr.String()].Media), statsOf(t, got[flat.addr.String()].Media)
+	if fs.Video.FramesReceived == 0 || fs.Video.PacketsReceived == 0 {
+		t.Fatalf("indoor unit received no video: %+v", fs)
+	}
+	if ds.Audio.PacketsReceived == 0 || fs.Audio.PacketsReceived == 0 || ds.Audio.PacketsSent == 0 {
+		t.Fatalf("audio did not flow both ways: door %+v flat %+v", ds, fs)
+	}
+}
+
+func TestIntegrationMediaFailureEndsCall(t *testing.T) {
+	me := testMediaEngine(t)
+	n := newNet(t, "")
+	bills := n.watchBills()
+	door := n.start("door", "d1", withMedia(me, true))
+	flat := n.start("flat1", "tablet", withMedia(me, false))
+	door.waitOnline(t, "flat1", "tablet")
+	res := mustCall(t, door, "flat1", nil)
+	ring := flat.next(t, EvBeCalling).Data.(*BeCallingInfo)
+	must(t, flat.respond(*ring, true))
+	for {
+		if mi := door.next(t, EvMedia).Data.(*MediaInfo); mi.State == "connected" {
+			break
+		}
+	}
+	// The flat's media dies but its signalling stays up (a network path
+	// that carries MQTT but no longer UDP): the door's ICE gives up.
+	flat.ep.Engine.exec(context.Background(), func() { flat.ep.Engine.call.media.session.Close() })
+	hu := door.next(t, EvHangup).Data.(*HangupInfo)
+	if hu.Type != HangupAbnormal || (hu.Reason != ReasonICEFailed && hu.Reason != ReasonICETimeout) {
+		t.Fatalf("%+v", hu)
+	}
+	b := bills.waitFor(t, res.ChannelID, door.addr)[door.addr.String()]
+	if b.HangupReason != hu.Reason || b.HangupType != HangupAbnormal || len(b.Media) == 0 {
+		t.Fatalf("bill %+v", b)
+	}
+}
