@@ -61,11 +61,14 @@ func Prefix(t testing.TB) string {
 // Logger returns a logger writing to the test log (shown on failure or
 // with -v). Records logged after the test finished are discarded instead
 // of panicking, since brokers and clients may log while shutting down.
-// INTERCOMD_TEST_LOG=debug lowers the level.
+// Benchmarks log errors only; INTERCOMD_TEST_LOG=debug lowers the level.
 func Logger(t testing.TB) *slog.Logger {
 	w := &testWriter{t: t}
 	t.Cleanup(w.stop)
 	level := slog.LevelInfo
+	if _, bench := t.(*testing.B); bench {
+		level = slog.LevelError // benchmark output prints every log line
+	}
 	if os.Getenv("INTERCOMD_TEST_LOG") == "debug" {
 		level = slog.LevelDebug
 	}
