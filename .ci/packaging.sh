@@ -51,10 +51,10 @@ apt_install() {
 	[ ${#missing[@]} -eq 0 ] && return 0
 	log "apt-get install ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
-	if ! apt-get install -y --no-install-recommends "${missing[@]}" >/tmp/packaging-apt.log 2>&1; then
+	if ! apt-get install -o DPkg::Lock::Timeout=300 -y --no-install-recommends "${missing[@]}" >/tmp/packaging-apt.log 2>&1; then
 		log "apt-get update (package lists missing or stale)"
 		apt-get update >>/tmp/packaging-apt.log 2>&1
-		apt-get install -y --no-install-recommends "${missing[@]}" >>/tmp/packaging-apt.log 2>&1 ||
+		apt-get install -o DPkg::Lock::Timeout=300 -y --no-install-recommends "${missing[@]}" >>/tmp/packaging-apt.log 2>&1 ||
 			{
 				cat /tmp/packaging-apt.log >&2
 				exit 1

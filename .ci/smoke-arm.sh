@@ -35,10 +35,10 @@ die() {
 apt_install() {
 	log "apt-get install $*"
 	export DEBIAN_FRONTEND=noninteractive
-	if ! apt-get install -y --no-install-recommends "$@" >/tmp/smoke-arm-apt.log 2>&1; then
+	if ! apt-get install -o DPkg::Lock::Timeout=300 -y --no-install-recommends "$@" >/tmp/smoke-arm-apt.log 2>&1; then
 		log "apt-get update (package lists missing or stale)"
 		apt-get update >>/tmp/smoke-arm-apt.log 2>&1
-		apt-get install -y --no-install-recommends "$@" >>/tmp/smoke-arm-apt.log 2>&1 ||
+		apt-get install -o DPkg::Lock::Timeout=300 -y --no-install-recommends "$@" >>/tmp/smoke-arm-apt.log 2>&1 ||
 			{
 				cat /tmp/smoke-arm-apt.log >&2
 				die "apt-get install $*"
