@@ -31,7 +31,7 @@ INTERCOMD_USERS = intercomd -1 intercomd -1 * /var/lib/intercomd - video,audio,g
 
 # The configuration may hold broker credentials.
 define INTERCOMD_PERMISSIONS
-	/etc/intercomd/intercomd.yaml f 0640 0 intercomd - - - - -
+	/etc/intercomd/intercomd.yaml f 0640 root intercomd - - - - -
 endef
 
 # Example configuration; a rootfs overlay file of the same name replaces it.
