@@ -894,6 +894,16 @@ func (s *Session) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 		return
 	}
 	s.log.Debug("remote track", "kind", tr.Kind().String(), "codec", tr.Codec().MimeType, "ssrc", uint32(tr.SSRC()))
+	// Drain the receiver's RTCP: pion's report interceptor only sees the
+	// peer's sender reports as they are read, and without them our receiver
+	// reports carry no LSR and the peer can compute no RTT.
+	s.wg.Go(func() {
+		for {
+			if _, _, err := recv.ReadRTCP(); err != nil {
+				return
+			}
+		}
+	})
 	switch tr.Kind() {
 	case webrtc.RTPCodecTypeAudio:
 		s.wg.Go(func() { s.audioReader(tr) })
