@@ -12,7 +12,6 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
@@ -40,7 +39,8 @@ type BrokerConfig struct {
 // Broker is a running embedded broker (mochi-mqtt).
 type Broker struct {
 	srv    *mqtt.Server
-	tcp    *listeners.TCP
+	tcp    *tcpListener
+	gate   *connGate
 	ws     *wsListener
 	logger *slog.Logger
 
@@ -76,7 +76,13 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 		}
 	}
 
+	caps := mqtt.NewDefaultServerCapabilities()
+	// mochi drops retained messages older than this (default one day):
+	// presence and call state must stay retained for as long as a device
+	// runs.
+	caps.MaximumMessageExpiryInterval = 0
 	srv := mqtt.New(&mqtt.Options{
+		Capabilities: caps,
 		// mochi logs a warning for every client whose keepalive is at or
 		// below 5 s; intercomd uses 5 s on purpose (fast last will), so that
 		// message is filtered out.
@@ -98,14 +104,18 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 		}
 	}
 
-	b := &Broker{srv: srv, logger: logger}
-	b.tcp = listeners.NewTCP(listeners.Config{ID: "tcp", Address: tcpAddr})
+	if err := srv.AddHook(newRetainGuard(), nil); err != nil {
+		return nil, fmt.Errorf("broker retain guard hook: %w", err)
+	}
+
+	b := &Broker{srv: srv, logger: logger, gate: &connGate{wg: &srv.Listeners.ClientsWg}}
+	b.tcp = &tcpListener{id: "tcp", addr: tcpAddr, gate: b.gate}
 	if err := srv.AddListener(b.tcp); err != nil {
 		_ = srv.Close()
 		return nil, fmt.Errorf("broker tcp listener on %s: %w", tcpAddr, err)
 	}
 	if wsAddr != "" {
-		b.ws = newWSListener("ws", wsAddr)
+		b.ws = newWSListener("ws", wsAddr, b.gate)
 		if err := srv.AddListener(b.ws); err != nil {
 			_ = srv.Close()
 			return nil, fmt.Errorf("broker websocket listener on %s: %w", wsAddr, err)
@@ -138,6 +148,7 @@ func (b *Broker) URL() string { return "tcp://" + b.TCPAddr() }
 // Closing twice is harmless (mochi itself panics on a second Close).
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
+		b.gate.close()
 		if err := b.srv.Close(); err != nil {
 			b.closeErr = fmt.Errorf("close embedded broker: %w", err)
 		}

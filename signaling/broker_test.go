@@ -1,6 +1,7 @@
 package signaling_test
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -118,4 +119,42 @@ func TestBrokerAuth(t *testing.T) {
 	// The client passes credentials.
 	c := newClient(t, b.URL(), sigtest.Prefix(t), door, func(c *signaling.ClientConfig) { c.Username, c.Password = "door", "s3cret" })
 	c.waitUp(t)
+}
+
+// TestBrokerRetainedUnderConcurrentSubscribes exercises mochi's retained
+// topic tree with wildcard subscribes racing retained publishes (the
+// pattern of many devices starting at once); run with -race it checks the
+// retain guard.
+func TestBrokerRetainedUnderConcurrentSubscribes(t *testing.T) {
+	b := startBroker(t, signaling.BrokerConfig{TCPAddr: "127.0.0.1:0", WSAddr: "-"})
+	prefix := sigtest.Prefix(t)
+	const n = 12
+	done := make(chan struct{}, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			id := "stress-" + randHex(8)
+			opts := paho.NewClientOptions().AddBroker(b.URL()).SetClientID(id).
+				SetProtocolVersion(4).SetAutoReconnect(false).SetWill(prefix+"/device/w/"+randHex(4)+"/presence", "gone", 1, true)
+			c := paho.NewClient(opts)
+			if tok := c.Connect(); !tok.WaitTimeout(sigtest.Timeout) || tok.Error() != nil {
+				t.Errorf("connect: %v", tok.Error())
+				return
+			}
+			for j := 0; j < 10; j++ {
+				c.Subscribe(prefix+"/device/+/+/presence", 1, nil).WaitTimeout(sigtest.Timeout)
+				// The same few topics again and again, as presence is.
+				c.Publish(fmt.Sprintf("%s/device/d/%d/presence", prefix, j%3), 1, true, []byte("on")).WaitTimeout(sigtest.Timeout)
+			}
+			if i%2 == 0 {
+				c.Disconnect(0)
+			} else {
+				_ = b.KickClient(id) // fires the retained will
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		recv(t, done, "stress client")
+	}
+	newRaw(t, b.URL()).sub(prefix + "/device/+/+/presence") // the broker still serves
 }

@@ -20,6 +20,7 @@ import (
 // ("mqtt", and "mqttv3.1" from old versions).
 type wsListener struct {
 	id, addr  string
+	gate      *connGate
 	ln        net.Listener
 	srv       *http.Server
 	establish listeners.EstablishFn // set in Serve before it accepts
@@ -30,10 +31,11 @@ type wsListener struct {
 
 var _ listeners.Listener = (*wsListener)(nil)
 
-func newWSListener(id, addr string) *wsListener {
+func newWSListener(id, addr string, gate *connGate) *wsListener {
 	return &wsListener{
 		id:   id,
 		addr: addr,
+		gate: gate,
 		upgrader: websocket.Upgrader{
 			Subprotocols: []string{"mqtt", "mqttv3.1"},
 			// Browsers on any origin (a local web UI) may connect; the
@@ -70,7 +72,7 @@ func (l *wsListener) Init(log *slog.Logger) error {
 				return
 			}
 			defer c.Close()
-			if err := l.establish(l.id, &wsConn{Conn: c.UnderlyingConn(), c: c}); err != nil {
+			if err := l.gate.run(l.id, &wsConn{Conn: c.UnderlyingConn(), c: c}, l.establish); err != nil {
 				l.log.Debug("websocket mqtt client ended", "remote", r.RemoteAddr, "error", err)
 			}
 		}),

@@ -36,6 +36,12 @@ const (
 	ackTimeout = 10 * time.Second
 	// connectTimeout bounds one CONNECT attempt (TCP, TLS, CONNACK).
 	connectTimeout = 10 * time.Second
+	// eventBuffer bounds events waiting to be written; beyond it events are
+	// dropped rather than delaying the caller (the call engine).
+	eventBuffer = 256
+	// writeTimeout bounds paho's wait to hand a packet to a wedged
+	// connection; Publish blocks that long at most.
+	writeTimeout = 5 * time.Second
 	// maxInbound bounds the messages waiting for the handler goroutine, so a
 	// flooding peer cannot grow memory without limit while a handler blocks.
 	maxInbound = 16384
@@ -110,6 +116,8 @@ type Client struct {
 	outSeq  uint64
 	outWake chan struct{}
 	idleCh  chan struct{} // closed while the outbound queue is empty
+	idle    bool          // idleCh is closed
+	events  chan []byte   // QoS 0 events for eventLoop
 	in      []inEvent
 	inWake  chan struct{}
 	closed  bool
@@ -155,6 +163,8 @@ func NewClient(cfg ClientConfig, h Handler) (*Client, error) {
 		inWake:   make(chan struct{}, 1),
 	}
 	close(c.idleCh)
+	c.idle = true
+	c.events = make(chan []byte, eventBuffer)
 	c.log = cfg.Logger.With("component", "signaling", "self", cfg.Self.String())
 	return c, nil
 }
@@ -269,11 +279,15 @@ func (c *Client) Start(ctx context.Context) error {
 	if c.started {
 		return errors.New("signaling client already started")
 	}
+	if c.closing {
+		return ErrClosed
+	}
 	c.started = true
 	ctx, c.cancel = context.WithCancel(ctx)
 	c.runCtx = ctx
-	c.wg.Add(3)
+	c.wg.Add(4)
 	go func() { defer c.wg.Done(); c.supervise(ctx, tlsConf) }()
+	go func() { defer c.wg.Done(); c.eventLoop(ctx) }()
 	go func() { defer c.wg.Done(); c.sendLoop(ctx) }()
 	go func() { defer c.wg.Done(); c.dispatchLoop(ctx) }()
 	return nil
@@ -302,11 +316,22 @@ func (c *Client) Connected() bool {
 
 // Send queues env for its recipient: the account call topic when
 // env.To.Device is empty (every device of the account), else the device's
-// inbox. The caller sets Payload; From should be Self. Send never waits for
+// inbox. The caller sets Payload; an empty From becomes Self (another From
+// is an error) and a zero Time now. Send never waits for
 // the network: messages go out in order, QoS 1, retried until the broker
 // acknowledges them (so a receiver may see one twice and must de-duplicate
 // by ID), and are kept while disconnected.
 func (c *Client) Send(env Envelope) error {
+	if env.From == (Address{}) {
+		env.From = c.cfg.Self
+	}
+	if env.From != c.cfg.Self {
+		// Every receiver would drop it (the topic names us as sender).
+		return fmt.Errorf("send %s: from %s is not this device %s", env.Type, env.From, c.cfg.Self)
+	}
+	if env.Time == 0 {
+		env.Time = time.Now().UnixMilli()
+	}
 	data, err := Encode(env)
 	if err != nil {
 		return err
@@ -354,15 +379,35 @@ func (c *Client) PublishEvent(ev Event) error {
 	if err != nil {
 		return fmt.Errorf("encode event %q: %w", ev.Event, err)
 	}
-	c.mu.Lock()
-	pc := c.pc
-	c.mu.Unlock()
-	if pc == nil {
+	if !c.Connected() {
 		return fmt.Errorf("publish event %q: %w", ev.Event, ErrNotConnected)
 	}
-	// QoS 0: the token completes when written; no need to wait for it.
-	pc.Publish(c.cfg.Topics.Device(c.cfg.Self, LeafEvent), 0, false, data)
-	return nil
+	select {
+	case c.events <- data:
+		return nil
+	default:
+		return fmt.Errorf("publish event %q: %d events waiting for the network, dropped", ev.Event, eventBuffer)
+	}
+}
+
+// eventLoop writes events so PublishEvent never waits for the network
+// (paho's Publish can block on a wedged connection).
+func (c *Client) eventLoop(ctx context.Context) {
+	topic := c.cfg.Topics.Device(c.cfg.Self, LeafEvent)
+	for {
+		select {
+		case data := <-c.events:
+			c.mu.Lock()
+			pc := c.pc
+			c.mu.Unlock()
+			if pc != nil {
+				// QoS 0: nothing to wait for.
+				pc.Publish(topic, 0, false, data)
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // Respond queues a command response (QoS 1) on our response topic.
@@ -453,8 +498,9 @@ func (c *Client) enqueue(m outMsg) error {
 		dropped = &d
 		c.out = c.out[1:]
 	}
-	if len(c.out) == 0 {
+	if len(c.out) == 0 && c.idle {
 		c.idleCh = make(chan struct{})
+		c.idle = false
 	}
 	c.out = append(c.out, m)
 	c.mu.Unlock()
@@ -528,9 +574,10 @@ func (c *Client) sendLoop(ctx context.Context) {
 		if len(c.out) > 0 && c.out[0].seq == m.seq {
 			c.out = c.out[1:]
 		}
-		if len(c.out) == 0 {
+		if len(c.out) == 0 && !c.idle {
 			c.out = nil // let the backing array go
 			close(c.idleCh)
+			c.idle = true
 		}
 		c.mu.Unlock()
 	}
@@ -563,7 +610,11 @@ func (c *Client) supervise(ctx context.Context, tlsConf tlsConfig) {
 			if ctx.Err() != nil {
 				return
 			}
-			c.log.Warn("MQTT connect failed", "broker", c.cfg.Broker, "attempt", attempt, "retry_in", backoff, "error", err)
+			lvl := slog.LevelDebug
+			if attempt == 1 || attempt%20 == 0 {
+				lvl = slog.LevelWarn // not every 5 s for hours of outage
+			}
+			c.log.Log(ctx, lvl, "MQTT connect failed", "broker", c.cfg.Broker, "attempt", attempt, "retry_in", backoff, "error", err)
 			if !sleepCtx(ctx, backoff) {
 				return
 			}
@@ -662,7 +713,7 @@ func (c *Client) connect(ctx context.Context, tlsConf tlsConfig, lost chan error
 		SetKeepAlive(c.cfg.KeepAlive).
 		SetPingTimeout(c.cfg.KeepAlive).
 		SetConnectTimeout(connectTimeout).
-		SetWriteTimeout(ackTimeout).
+		SetWriteTimeout(writeTimeout).
 		SetAutoReconnect(false).
 		SetConnectRetry(false).
 		SetOrderMatters(true). // handlers in arrival order; ours only enqueue

@@ -70,6 +70,7 @@ type Outbox struct {
 	pending []outboxEntry // sorted by seq
 	nextSeq uint64
 	idleCh  chan struct{} // closed while pending is empty
+	idle    bool          // idleCh is closed
 	wakeCh  chan struct{}
 	running atomic.Bool
 }
@@ -141,6 +142,7 @@ func OpenOutbox(dir string, pub BillPublisher, logger *slog.Logger) (*Outbox, er
 	sort.Slice(o.pending, func(i, j int) bool { return o.pending[i].seq < o.pending[j].seq })
 	if len(o.pending) == 0 {
 		close(o.idleCh)
+		o.idle = true
 	} else {
 		o.log.Info("outbox holds unsent bills", "count", len(o.pending))
 	}
@@ -216,8 +218,9 @@ func (o *Outbox) Add(id string, payload []byte) error {
 	}
 
 	o.mu.Lock()
-	if len(o.pending) == 0 {
+	if o.idle {
 		o.idleCh = make(chan struct{})
+		o.idle = false
 	}
 	o.pending = append(o.pending, outboxEntry{seq: seq, id: id, name: name})
 	o.mu.Unlock()
@@ -377,8 +380,9 @@ func (o *Outbox) done(e outboxEntry) {
 			break
 		}
 	}
-	if len(o.pending) == 0 {
+	if len(o.pending) == 0 && !o.idle {
 		o.pending = nil
 		close(o.idleCh)
+		o.idle = true
 	}
 }
