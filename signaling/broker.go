@@ -3,7 +3,6 @@ package signaling
 import (
 	"context"
 	"crypto/subtle"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -165,7 +164,13 @@ func (b *Broker) KickClient(clientID string) bool {
 	if !ok || cl.Closed() {
 		return false
 	}
-	cl.Stop(errors.New("kicked"))
+	// Close the socket rather than cl.Stop: Stop marks the client closed,
+	// and mochi skips the will when its read loop sees that flag before
+	// the read error.
+	if cl.Net.Conn == nil {
+		return false
+	}
+	_ = cl.Net.Conn.Close()
 	return true
 }
 

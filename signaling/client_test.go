@@ -407,3 +407,43 @@ func TestNewClientValidation(t *testing.T) {
 		t.Fatalf("Start with a missing CA file: %v", err)
 	}
 }
+
+func TestCloseFlushesThenGoesOffline(t *testing.T) {
+	broker, prefix := sigtest.Broker(t), sigtest.Prefix(t)
+	a := newClient(t, broker, prefix, flatA1)
+	a.waitUp(t)
+	d := newClient(t, broker, prefix, door)
+	d.waitUp(t)
+	waitPresence(t, a.presence, door, signaling.Online)
+	const n = 20
+	for i := 0; i < n; i++ {
+		env := envelope(signaling.TypeControl, signaling.Address{}, flatA1, &signaling.Control{Command: i})
+		env.Time = 0 // filled in by Send, like From
+		if err := d.Send(env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Close(sigtest.Ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		got := recv(t, a.msgs, "message sent before Close")
+		if got.From != door || got.Time <= 0 || got.Payload.(*signaling.Control).Command != i {
+			t.Fatalf("message %d: %+v", i, got)
+		}
+	}
+	waitPresence(t, a.presence, door, signaling.Offline)
+	if err := d.Send(envelope(signaling.TypeControl, door, flatA1, &signaling.Control{})); !errors.Is(err, signaling.ErrClosed) {
+		t.Fatalf("Send after Close: %v", err)
+	}
+}
+
+func TestSendRejectsForeignFrom(t *testing.T) {
+	c, err := signaling.NewClient(signaling.ClientConfig{Broker: "tcp://127.0.0.1:1", Self: door}, signaling.Handler{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Send(envelope(signaling.TypeControl, flatA1, door, &signaling.Control{})); err == nil {
+		t.Fatal("Send accepted an envelope from another device")
+	}
+}
