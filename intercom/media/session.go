@@ -147,8 +147,13 @@ type Session struct {
 	pendingCands   []webrtc.ICECandidateInit
 	audioTrack     *localTrack
 	videoTracks    []*localTrack // one per video transceiver we send on
-	renegPending   bool          // our own change lost a glare; offer again after
-	cam            *camera
+	renegPending   bool          // a change waits for the current negotiation; offer again after
+	// pendingOffer is the initial answerer's renegotiation offer, sent but
+	// not yet applied locally: pion cannot roll back a local offer, so the
+	// side that must yield on glare commits its offer only when the answer
+	// comes, and stays "stable" meanwhile so it can take the peer's offer.
+	pendingOffer *webrtc.SessionDescription
+	cam          *camera
 
 	candMu   sync.Mutex
 	sdpTaken bool                  // the initial SDP was snapshotted; trickle from now on
@@ -314,6 +319,14 @@ func (s *Session) HandleSDP(d signaling.SDP) error {
 	}
 	switch d.Kind {
 	case "answer":
+		if s.pendingOffer != nil {
+			// Our deferred offer was answered: commit it, then the answer.
+			if err := s.pc.SetLocalDescription(*s.pendingOffer); err != nil {
+				s.pendingOffer = nil
+				return fmt.Errorf("media: set local offer: %w", err)
+			}
+			s.pendingOffer = nil
+		}
 		if err := s.setRemoteLocked(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: d.SDP}); err != nil {
 			return err
 		}
@@ -325,16 +338,16 @@ func (s *Session) HandleSDP(d signaling.SDP) error {
 		return nil
 	case "offer":
 		if s.pc.SignalingState() == webrtc.SignalingStateHaveLocalOffer {
-			// Glare: both sides renegotiated at once. The initial offerer
-			// (the caller) keeps its offer; the callee rolls back, answers,
-			// and makes its own change again afterwards.
-			if s.initialOfferer {
-				s.log.Info("renegotiation glare: ignoring the peer's offer, ours stands")
-				return nil
-			}
-			if err := s.pc.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback}); err != nil {
-				return fmt.Errorf("media: rollback on glare: %w", err)
-			}
+			// Glare, seen by the initial offerer: our offer stands and the
+			// peer (which deferred its own) will answer it and offer again.
+			s.log.Info("renegotiation glare: ignoring the peer's offer, ours stands")
+			return nil
+		}
+		if s.pendingOffer != nil {
+			// Glare, seen by the initial answerer: drop our uncommitted
+			// offer, answer the peer's, and offer again afterwards.
+			s.log.Info("renegotiation glare: answering the peer's offer, ours follows")
+			s.pendingOffer = nil
 			s.renegPending = true
 		}
 		if err := s.setRemoteLocked(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: d.SDP}); err != nil {
@@ -445,7 +458,7 @@ func (s *Session) UpgradeToVideo() error {
 	if err := s.addVideoTransceiverLocked(); err != nil {
 		return err
 	}
-	if s.pc.SignalingState() != webrtc.SignalingStateStable {
+	if s.pc.SignalingState() != webrtc.SignalingStateStable || s.pendingOffer != nil {
 		s.renegPending = true
 		return nil
 	}
@@ -475,7 +488,7 @@ func (s *Session) DowngradeToAudio() error {
 	if !stopped {
 		return nil
 	}
-	if s.pc.SignalingState() != webrtc.SignalingStateStable {
+	if s.pc.SignalingState() != webrtc.SignalingStateStable || s.pendingOffer != nil {
 		s.renegPending = true
 		return nil
 	}
@@ -774,10 +787,22 @@ func (s *Session) setLocalInitialLocked(d webrtc.SessionDescription) (string, er
 	return local.SDP, nil
 }
 
+// offerLocked sends a renegotiation offer. Glare (both sides offering at
+// once) resolves in the initial offerer's favour: it applies its offer at
+// once, the initial answerer defers its own (see pendingOffer).
 func (s *Session) offerLocked() error {
 	offer, err := s.pc.CreateOffer(nil)
 	if err != nil {
 		return fmt.Errorf("media: create offer: %w", err)
+	}
+	if !s.initialOfferer {
+		s.pendingOffer = &offer
+		s.post(func() {
+			if s.cb.Renegotiate != nil {
+				s.cb.Renegotiate(signaling.SDP{Kind: "offer", SDP: offer.SDP})
+			}
+		})
+		return nil
 	}
 	if err := s.pc.SetLocalDescription(offer); err != nil {
 		return fmt.Errorf("media: set local offer: %w", err)
