@@ -70,7 +70,7 @@ for f in LICENSE LICENSE.md LICENSE.txt COPYING; do
 done
 {
 	if [ -n "$license_file" ]; then
-		echo "License: ${INTERCOMD_LICENSE:-LicenseRef-intercomd}"
+		echo "License: ${INTERCOMD_LICENSE:-MIT}"
 		# DEP-5 continuation lines: one leading space, "." for blank lines.
 		sed -e 's/^[[:space:]]*$/./' -e 's/^/ /' "$license_file"
 	else
