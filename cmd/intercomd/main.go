@@ -56,6 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	logger := newLogger(stderr, cfg.Log)
+	slog.SetDefault(logger)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := serve(ctx, cfg, logger); err != nil {
@@ -142,8 +143,12 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return errors.Join(err, <-runErr)
 	}
 	logger.Info("intercomd ready", "account", cfg.Identity.Account, "device", cfg.Identity.Device, "version", version)
-	_ = notifier.Ready()
-	_ = notifier.Status("idle")
+	if err := notifier.Ready(); err != nil {
+		logger.Warn("systemd notify READY failed", "err", err)
+	}
+	if err := notifier.Status("connected, idle"); err != nil {
+		logger.Warn("systemd notify STATUS failed", "err", err)
+	}
 	watchdogDone := make(chan struct{})
 	go func() {
 		defer close(watchdogDone)
@@ -152,8 +157,15 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			logger.Error("watchdog stopped", "err", err)
 		}
 	}()
-	err = <-runErr
-	_ = notifier.Stopping()
+	select {
+	case <-ctx.Done():
+		// Tell systemd at once: the goodbye (hangup, outbox flush) takes a moment.
+		if err := notifier.Stopping(); err != nil {
+			logger.Warn("systemd notify STOPPING failed", "err", err)
+		}
+		err = <-runErr
+	case err = <-runErr:
+	}
 	<-watchdogDone
 	return err
 }
