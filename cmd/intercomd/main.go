@@ -150,10 +150,11 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		logger.Warn("systemd notify STATUS failed", "err", err)
 	}
 	watchdogDone := make(chan struct{})
+	wdCtx, stopWatchdog := context.WithCancel(ctx)
 	go func() {
 		defer close(watchdogDone)
 		// Pings only while the engine loop answers: a wedged engine gets restarted.
-		if err := systemd.RunWatchdog(ctx, notifier, ep.Engine.Ping); err != nil && ctx.Err() == nil {
+		if err := systemd.RunWatchdog(wdCtx, notifier, ep.Engine.Ping); err != nil && wdCtx.Err() == nil {
 			logger.Error("watchdog stopped", "err", err)
 		}
 	}()
@@ -166,6 +167,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		err = <-runErr
 	case err = <-runErr:
 	}
+	stopWatchdog()
 	<-watchdogDone
 	return err
 }
