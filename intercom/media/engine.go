@@ -35,6 +35,7 @@ const H264FMTP = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-i
 const (
 	ptPCMU = 0
 	ptPCMA = 8
+	ptG722 = 9
 	ptH264 = 102
 )
 
@@ -62,16 +63,21 @@ type Config struct {
 	// candidates (the peer can start checks without waiting for trickle).
 	// Default 50 ms; later candidates trickle.
 	InitialGatherWait time.Duration
-	Logger            *slog.Logger
+	// G722 offers wideband G.722 first (PCMU/PCMA stay as fallbacks): the
+	// microphone and speaker then run at 16 kHz, resampled for a G.711 peer.
+	G722   bool
+	Logger *slog.Logger
 }
 
 // Engine holds what every call shares: the pion API (codecs, interceptors,
 // settings) and the DTLS certificate. Create one per process.
 type Engine struct {
-	cfg  Config
-	api  *webrtc.API
-	cert webrtc.Certificate
-	log  *slog.Logger
+	cfg       Config
+	api       *webrtc.API
+	cert      webrtc.Certificate
+	log       *slog.Logger
+	audioRate int      // microphone/speaker sample rate: 16000 with G.722, else 8000
+	audioPref []string // audio MIME types in order of preference
 }
 
 // NewEngine builds the pion API and generates the DTLS certificate once:
@@ -115,6 +121,18 @@ func NewEngine(cfg Config) (*Engine, error) {
 			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMA, ClockRate: 8000, Channels: 1},
 			PayloadType:        ptPCMA,
 		}, webrtc.RTPCodecTypeAudio},
+	}
+	audioRate, audioPref := 8000, []string{webrtc.MimeTypePCMU, webrtc.MimeTypePCMA}
+	if cfg.G722 {
+		// Registered first so offers list it first: preference order.
+		codecs = append([]struct {
+			p webrtc.RTPCodecParameters
+			k webrtc.RTPCodecType
+		}{{webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeG722, ClockRate: 8000, Channels: 1},
+			PayloadType:        ptG722,
+		}, webrtc.RTPCodecTypeAudio}}, codecs...)
+		audioRate, audioPref = 16000, append([]string{webrtc.MimeTypeG722}, audioPref...)
 	}
 	for _, c := range codecs {
 		if err := me.RegisterCodec(c.p, c.k); err != nil {
@@ -170,9 +188,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 	}
 
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
-	log.Info("media engine ready", "ice_servers", len(cfg.ICEServers), "loopback_only", cfg.LoopbackOnly,
+	log.Info("media engine ready", "ice_servers", len(cfg.ICEServers), "loopback_only", cfg.LoopbackOnly, "g722", cfg.G722,
 		"ice_disconnected_timeout", cfg.ICEDisconnectedTimeout, "ice_failed_timeout", cfg.ICEFailedTimeout)
-	return &Engine{cfg: cfg, api: api, cert: *cert, log: log}, nil
+	return &Engine{cfg: cfg, api: api, cert: *cert, log: log, audioRate: audioRate, audioPref: audioPref}, nil
 }
 
 func (e *Engine) rtcConfig() webrtc.Configuration {

@@ -166,6 +166,7 @@ func (f *fixtureSource) ReadAccessUnit(ctx context.Context) (device.AccessUnit, 
 // at a time.
 type toneSource struct {
 	mu     sync.Mutex
+	rate   int
 	start  time.Time
 	sent   int64 // samples delivered
 	phase  float64
@@ -173,18 +174,18 @@ type toneSource struct {
 }
 
 func (s *toneSource) Start(ctx context.Context, f device.AudioFormat) error {
-	if f.SampleRate != 8000 || f.Channels != 1 {
+	if (f.SampleRate != 8000 && f.SampleRate != 16000) || f.Channels != 1 {
 		return fmt.Errorf("tone source: unsupported format %+v", f)
 	}
 	s.mu.Lock()
-	s.start, s.sent = time.Now(), 0
+	s.start, s.sent, s.rate = time.Now(), 0, f.SampleRate
 	s.mu.Unlock()
 	return nil
 }
 
 func (s *toneSource) ReadPCM(ctx context.Context, buf []int16) (int, error) {
 	s.mu.Lock()
-	due := s.start.Add(time.Duration(s.sent+int64(len(buf))) * time.Second / 8000)
+	due := s.start.Add(time.Duration(s.sent+int64(len(buf))) * time.Second / time.Duration(s.rate))
 	s.mu.Unlock()
 	if d := time.Until(due); d > 0 {
 		t := time.NewTimer(d)
@@ -199,7 +200,7 @@ func (s *toneSource) ReadPCM(ctx context.Context, buf []int16) (int, error) {
 	defer s.mu.Unlock()
 	for i := range buf {
 		buf[i] = int16(8000 * math.Sin(s.phase))
-		s.phase += 2 * math.Pi * 440 / 8000
+		s.phase += 2 * math.Pi * 440 / float64(s.rate)
 	}
 	s.sent += int64(len(buf))
 	s.frames.Add(1)

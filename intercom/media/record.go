@@ -15,7 +15,8 @@ import (
 //
 //	<dir>/<session>-remote.h264, <session>-local.h264  H.264 Annex-B
 //	                                                   (ffplay, mpv, VLC)
-//	<dir>/<session>-remote.wav,  <session>-local.wav   8 kHz mono PCM WAV
+//	<dir>/<session>-remote.wav,  <session>-local.wav   mono PCM WAV (8 kHz,
+//	                                                   16 kHz with G.722)
 //
 // A single MP4/MKV with A/V sync is left for later; `ffmpeg -r 15 -i x.h264
 // -i x.wav -c:v copy x.mp4` joins them.
@@ -24,7 +25,7 @@ type recorders struct {
 	remoteAudio, localAudio *wavFile
 }
 
-func openRecorders(opts SessionOptions, id string) (*recorders, error) {
+func openRecorders(opts SessionOptions, id string, audioRate int) (*recorders, error) {
 	if opts.RecordDir == "" || (!opts.RecordAudio && !opts.RecordVideo) {
 		return nil, nil
 	}
@@ -45,10 +46,10 @@ func openRecorders(opts SessionOptions, id string) (*recorders, error) {
 	}
 	if opts.RecordAudio {
 		var err error
-		if r.remoteAudio, err = createWAV(base+"-remote.wav", 8000); err != nil {
+		if r.remoteAudio, err = createWAV(base+"-remote.wav", audioRate); err != nil {
 			errs = append(errs, err)
 		}
-		if r.localAudio, err = createWAV(base+"-local.wav", 8000); err != nil {
+		if r.localAudio, err = createWAV(base+"-local.wav", audioRate); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -183,6 +183,7 @@ type Session struct {
 	kfRequestedAt atomic.Int64
 	cameraBroken  atomic.Bool
 
+	audioCodec          atomic.Pointer[string] // negotiated audio codec, for the bill
 	recvMu              sync.Mutex
 	recvStats           map[webrtc.RTPCodecType][]*recvStat
 	audioSend, videoSnd sendStat
@@ -209,7 +210,7 @@ func (e *Engine) NewSession(opts SessionOptions, dev Devices, cb Callbacks) (*Se
 	s.wg.Go(s.notify.run)
 	s.audioEnabled.Store(!opts.Preview)
 
-	rec, err := openRecorders(opts, s.id)
+	rec, err := openRecorders(opts, s.id, e.audioRate)
 	if err != nil {
 		s.log.Warn("recording disabled", "err", err)
 	}
@@ -221,8 +222,8 @@ func (e *Engine) NewSession(opts SessionOptions, dev Devices, cb Callbacks) (*Se
 	pc.OnTrack(s.onTrack)
 
 	if dev.Audio != nil {
-		s.audioTrack = newLocalTrack(webrtc.RTPCodecTypeAudio, "audio", "intercom-"+s.id, webrtc.MimeTypePCMU, webrtc.MimeTypePCMA)
-		if err := dev.Audio.Start(ctx, device.AudioFormat{SampleRate: 8000, Channels: 1}); err != nil {
+		s.audioTrack = newLocalTrack(webrtc.RTPCodecTypeAudio, "audio", "intercom-"+s.id, e.audioPref...)
+		if err := dev.Audio.Start(ctx, device.AudioFormat{SampleRate: e.audioRate, Channels: 1}); err != nil {
 			s.log.Warn("microphone unavailable, receiving audio only", "err", err)
 			s.audioTrack = nil
 		} else {
@@ -230,7 +231,7 @@ func (e *Engine) NewSession(opts SessionOptions, dev Devices, cb Callbacks) (*Se
 		}
 	}
 	if dev.Speaker != nil {
-		if err := dev.Speaker.Start(ctx, device.AudioFormat{SampleRate: 8000, Channels: 1}); err != nil {
+		if err := dev.Speaker.Start(ctx, device.AudioFormat{SampleRate: e.audioRate, Channels: 1}); err != nil {
 			s.log.Warn("speaker unavailable", "err", err)
 			s.dev.Speaker = nil
 		}
@@ -570,6 +571,9 @@ func (s *Session) Stats() Stats {
 
 func (s *Session) liveStats() Stats {
 	st := Stats{Audio: s.audio.snapshot(), Video: s.video.snapshot()}
+	if c := s.audioCodec.Load(); c != nil {
+		st.AudioCodec = *c
+	}
 	s.recvMu.Lock()
 	for kind, list := range s.recvStats {
 		ss := &st.Audio

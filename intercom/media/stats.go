@@ -33,8 +33,9 @@ type StreamStats struct {
 // Stats is a session's media statistics: JSON-tagged for the bill and the
 // event stream.
 type Stats struct {
-	Audio StreamStats `json:"audio"`
-	Video StreamStats `json:"video"`
+	AudioCodec string      `json:"audioCodec,omitempty"` // PCMU, PCMA or G722
+	Audio      StreamStats `json:"audio"`
+	Video      StreamStats `json:"video"`
 	// RTTMs is the latest round trip time from the peer's RTCP receiver
 	// reports (LSR/DLSR); 0 until the first report (about a second in).
 	RTTMs float64 `json:"rttMs"`

@@ -16,8 +16,9 @@ import (
 	"github.com/intercomd/intercomd/device"
 )
 
-// audioFrameSamples is 20 ms of 8 kHz audio: one G.711 packet.
-const audioFrameSamples = 160
+// audioFrameTicks is 20 ms at the 8 kHz RTP clock that PCMU, PCMA and (by
+// RFC 3551's quirk) G.722 all use: one packet.
+const audioFrameTicks = 160
 
 // camera is a running video source and its writer goroutine.
 type camera struct {
@@ -138,11 +139,16 @@ func (s *Session) videoWriter(ctx context.Context) {
 	}
 }
 
-// audioWriter encodes 20 ms microphone frames to G.711. The RTP timestamp
-// advances through muted or preview time too, so it tracks real time.
+// audioWriter encodes 20 ms microphone frames with the negotiated codec.
+// The RTP timestamp advances through muted or preview time too, so it
+// tracks real time.
 func (s *Session) audioWriter() {
 	src := s.dev.Audio
-	frame := make([]int16, audioFrameSamples)
+	rate := s.e.audioRate
+	frame := make([]int16, rate/50)
+	narrow := make([]int16, 0, audioFrameTicks)
+	var g722 *g722Encoder
+	var down downsampler
 	fill := 0
 	seq, ts := uint16(randUint32()), randUint32()
 	marker := true
@@ -160,7 +166,7 @@ func (s *Session) audioWriter() {
 		}
 		fill = 0
 		frameTS := ts
-		ts += audioFrameSamples
+		ts += audioFrameTicks
 		if !s.connected.Load() || !s.audioEnabled.Load() || s.audioMuted.Load() {
 			marker = true // the next packet starts a talkspurt
 			continue
@@ -169,9 +175,25 @@ func (s *Session) audioWriter() {
 		if !bound {
 			continue
 		}
+		var payload []byte
+		switch {
+		case pt == ptG722:
+			if g722 == nil {
+				g722 = newG722Encoder()
+				s.noteAudioCodec("G722")
+			}
+			payload = g722.encode(make([]byte, 0, len(frame)/2), frame)
+		default:
+			pcm := frame
+			if rate == 16000 {
+				narrow = down.process(narrow[:0], frame)
+				pcm = narrow
+			}
+			payload = encodeG711(make([]byte, 0, len(pcm)), pcm, pt)
+		}
 		p := &rtp.Packet{
 			Header:  rtp.Header{Version: 2, Marker: marker, SequenceNumber: seq, Timestamp: frameTS},
-			Payload: encodeG711(make([]byte, 0, audioFrameSamples), frame, pt),
+			Payload: payload,
 		}
 		if err := s.audioTrack.writeRTP(p); err != nil {
 			if s.ctx.Err() != nil || isClosedErr(err) {
@@ -190,14 +212,31 @@ func (s *Session) audioWriter() {
 	}
 }
 
-// audioReader decodes the peer's audio to the speaker. While previewing,
-// packets are counted but not played: no audio reaches the user before they
-// accept, whatever the peer sends.
-func (s *Session) audioReader(tr *webrtc.TrackRemote) {
-	pt := uint8(ptPCMU)
-	if strings.EqualFold(tr.Codec().MimeType, webrtc.MimeTypePCMA) {
-		pt = ptPCMA
+func (s *Session) noteAudioCodec(name string) {
+	if s.audioCodec.Load() == nil {
+		s.audioCodec.Store(&name)
 	}
+}
+
+// audioReader decodes the peer's audio to the speaker at the engine's
+// rate. While previewing, packets are counted but not played: no audio
+// reaches the user before they accept, whatever the peer sends.
+func (s *Session) audioReader(tr *webrtc.TrackRemote) {
+	mime := tr.Codec().MimeType
+	var g722 *g722Decoder
+	var up upsampler
+	pt := uint8(ptPCMU)
+	switch {
+	case strings.EqualFold(mime, webrtc.MimeTypeG722):
+		g722 = newG722Decoder()
+		s.noteAudioCodec("G722")
+	case strings.EqualFold(mime, webrtc.MimeTypePCMA):
+		pt = ptPCMA
+		s.noteAudioCodec("PCMA")
+	default:
+		s.noteAudioCodec("PCMU")
+	}
+	wide := s.e.audioRate == 16000
 	rs := s.newRecvStat(webrtc.RTPCodecTypeAudio, tr.Codec().ClockRate)
 	for {
 		p, _, err := tr.ReadRTP()
@@ -214,7 +253,16 @@ func (s *Session) audioReader(tr *webrtc.TrackRemote) {
 			continue
 		}
 		// A fresh slice per packet: a sink may keep it (queue to ALSA).
-		pcm := decodeG711(make([]int16, 0, len(p.Payload)), p.Payload, pt)
+		var pcm []int16
+		switch {
+		case g722 != nil:
+			pcm = g722.decode(make([]int16, 0, 2*len(p.Payload)), p.Payload)
+		case wide:
+			narrow := decodeG711(make([]int16, 0, len(p.Payload)), p.Payload, pt)
+			pcm = up.process(make([]int16, 0, 2*len(narrow)), narrow)
+		default:
+			pcm = decodeG711(make([]int16, 0, len(p.Payload)), p.Payload, pt)
+		}
 		if s.rec != nil {
 			s.rec.remoteAudio.write(pcm, s.log)
 		}
