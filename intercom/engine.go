@@ -5,6 +5,7 @@
 package intercom
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -46,6 +47,10 @@ type Config struct {
 
 	// Media creates each call's media session; nil means signalling only.
 	Media MediaProvider
+	// SessionConfig is this device's own sessionConfig (video size, frame
+	// rate, bitrate, recording) for calls it answers, and for calls it makes
+	// without one. The caller's copy in an invite is informative only.
+	SessionConfig *signaling.SessionConfig
 	// AutoAgreeVideo answers a peer's SWITCH_AUDIO_TO_VIDEO with agree (6):
 	// a door station or unattended unit has nobody to ask.
 	AutoAgreeVideo bool
@@ -489,7 +494,7 @@ func (e *Engine) startCall(opts CallOptions) (CallResult, error) {
 		peer:     signaling.Address{Account: opts.Account},
 		start:    now,
 		push:     opts.PushConfig,
-		session:  opts.SessionConfig,
+		session:  cmp.Or(opts.SessionConfig, e.cfg.SessionConfig),
 		acked:    make(map[string]bool),
 		busy:     make(map[string]bool),
 	}
@@ -789,7 +794,7 @@ func (e *Engine) ring(env signaling.Envelope, inv *signaling.Invite, autoAccept 
 	}
 	c := &call{
 		channel: env.Channel, dir: incoming, callType: inv.CallType, peer: env.From,
-		start: e.cfg.Clock.Now(), push: inv.PushConfig, session: inv.SessionConfig, invite: inv,
+		start: e.cfg.Clock.Now(), push: inv.PushConfig, session: e.cfg.SessionConfig, invite: inv,
 	}
 	e.call = c
 	e.setState(StateRinging)

@@ -15,7 +15,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/intercomd/intercomd/device"
 	"github.com/intercomd/intercomd/intercom"
+	"github.com/intercomd/intercomd/intercom/media"
 	"github.com/intercomd/intercomd/signaling"
 )
 
@@ -28,6 +30,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	talk := fs.Duration("talk", 3*time.Second, "how long the call lasts before the door hangs up")
 	answerAfter := fs.Duration("answer-after", 1500*time.Millisecond, "how long the indoor unit rings before answering")
 	stay := fs.Bool("stay", false, "keep the broker and both units running after the call (Ctrl-C to stop)")
+	outDir := fs.String("out", "demo-output", "where the indoor unit records the call (video + audio) for you to play")
 	verbose := fs.Bool("v", false, "log the daemons' debug output")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -39,7 +42,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := demo(ctx, stdout, logger, *talk, *answerAfter, *stay); err != nil {
+	if err := demo(ctx, stdout, logger, *talk, *answerAfter, *stay, *outDir); err != nil {
 		fmt.Fprintf(stderr, "demo: %v\n", err)
 		return 1
 	}
@@ -57,7 +60,7 @@ func freeOr(addr string) string {
 	return addr
 }
 
-func demo(ctx context.Context, out io.Writer, logger *slog.Logger, talk, answerAfter time.Duration, stay bool) error {
+func demo(ctx context.Context, out io.Writer, logger *slog.Logger, talk, answerAfter time.Duration, stay bool, outDir string) error {
 	broker, err := signaling.StartBroker(signaling.BrokerConfig{
 		TCPAddr: freeOr(signaling.DefaultBrokerTCPAddr), WSAddr: freeOr(signaling.DefaultBrokerWSAddr), Logger: logger,
 	})
@@ -75,20 +78,37 @@ func demo(ctx context.Context, out io.Writer, logger *slog.Logger, talk, answerA
 	}
 	say("embedded MQTT broker on %s (WebSocket %s)", broker.URL(), broker.WSAddr())
 
+	// Media: one pion engine for both units, loopback ICE. The door sends
+	// a moving test pattern with a burned-in clock and a chime; the indoor
+	// unit sends a tone back and records what it receives.
+	mediaEngine, err := media.NewEngine(media.Config{LoopbackOnly: true, Logger: logger})
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return err
+	}
+	doorMedia := &intercom.PionMedia{Engine: mediaEngine, SendVideo: true, Devices: func() media.Devices {
+		return media.Devices{Video: &device.TestPattern{}, Audio: device.NewChimeTone(), Speaker: &device.NullSink{}}
+	}}
+	indoorMedia := &intercom.PionMedia{Engine: mediaEngine, RecordDir: outDir, Devices: func() media.Devices {
+		return media.Devices{Audio: device.NewSineTone(330), Speaker: &device.NullSink{}}
+	}}
+
 	topics := signaling.Topics{Prefix: signaling.DefaultPrefix}
-	mk := func(account, device string) (*intercom.Endpoint, error) {
+	mk := func(account, device string, m intercom.MediaProvider, sc *signaling.SessionConfig) (*intercom.Endpoint, error) {
 		self := signaling.Address{Account: account, Device: device}
 		return intercom.NewEndpoint(intercom.EndpointConfig{
-			Engine:    intercom.Config{Self: self, Logger: logger.With("unit", self.String())},
+			Engine:    intercom.Config{Self: self, Logger: logger.With("unit", self.String()), Media: m, SessionConfig: sc, AutoAgreeVideo: true},
 			Client:    signaling.ClientConfig{Broker: broker.URL(), Topics: topics, Self: self, ClientType: "intercomd", Version: version},
 			OutboxDir: filepath.Join(stateDir, account+"-"+device),
 		})
 	}
-	door, err := mk("door", "entrance")
+	door, err := mk("door", "entrance", doorMedia, nil)
 	if err != nil {
 		return err
 	}
-	indoor, err := mk("flat1", "tablet")
+	indoor, err := mk("flat1", "tablet", indoorMedia, &signaling.SessionConfig{RecordVideo: true, RecordAudio: true})
 	if err != nil {
 		return err
 	}
@@ -115,6 +135,9 @@ func demo(ctx context.Context, out io.Writer, logger *slog.Logger, talk, answerA
 			case signaling.LeafEvent:
 				var ev signaling.Event
 				if json.Unmarshal(o.Payload, &ev) == nil && ev.Event != intercom.EvState && ev.Event != intercom.EvBill {
+					if len(ev.Data) > 160 {
+						ev.Data = append(ev.Data[:157:157], "..."...)
+					}
 					say("[mqtt] %-15s event %s %s", o.Device, ev.Event, ev.Data)
 				}
 			case signaling.LeafBill:
@@ -224,7 +247,16 @@ wait:
 			return ctx.Err()
 		}
 	}
-	say("both bills published on %s/device/+/+/bill — demo done", topics.Prefix)
+	say("both bills published on %s/device/+/+/bill", topics.Prefix)
+	if recs, _ := filepath.Glob(filepath.Join(outDir, "*")); len(recs) > 0 {
+		say("the indoor unit recorded the call; play it with a media player:")
+		for _, r := range recs {
+			if fi, err := os.Stat(r); err == nil && fi.Size() > 0 {
+				say("  %s (%d bytes)", r, fi.Size())
+			}
+		}
+	}
+	say("demo done")
 	if stay {
 		say("still running (broker %s); Ctrl-C to stop", broker.URL())
 		<-ctx.Done()

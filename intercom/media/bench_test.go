@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+
+	"github.com/intercomd/intercomd/device"
 )
 
 // Run: go test ./intercom/media -run '^$' -bench . -benchtime=60x
@@ -22,11 +24,30 @@ import (
 // invite, and the call rings for a random 0-200 ms first, so the camera's
 // frame phase at answer time is random as in real calls.
 func BenchmarkAcceptToFirstFrame(b *testing.B) {
+	b.Run("x264-fixture-640x480", func(b *testing.B) {
+		benchFirstFrame(b, func() device.VideoSource {
+			src, err := newFixtureSource()
+			if err != nil {
+				b.Fatal(err)
+			}
+			return src
+		})
+	})
+	// The demo's pure-Go source: I_PCM keyframes are ~460 kB at 640x480,
+	// about 400 RTP packets, so this shows the cost of a fat keyframe.
+	b.Run("testpattern-640x480", func(b *testing.B) {
+		benchFirstFrame(b, func() device.VideoSource { return &device.TestPattern{Logger: testLogger()} })
+	})
+}
+
+func benchFirstFrame(b *testing.B, newSource func() device.VideoSource) {
 	e := testEngine(b)
 	var firsts, connects []time.Duration
-	for i := 0; b.Loop(); i++ {
+	for b.Loop() {
 		door, indoor := newSide(b, CallTypeVideo, true), newSide(b, CallTypeVideo, false)
-		ea := newEndpoint(b, e, "door", door.opts, door.devices())
+		dev := door.devices()
+		dev.Video = newSource()
+		ea := newEndpoint(b, e, "door", door.opts, dev)
 		eb := newEndpoint(b, e, "indoor", indoor.opts, indoor.devices())
 		offer, err := ea.s.CreateOffer()
 		if err != nil {

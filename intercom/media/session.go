@@ -867,7 +867,7 @@ func (s *Session) onICEState(st webrtc.ICEConnectionState) {
 	case webrtc.ICEConnectionStateConnected:
 		// Ask for a keyframe as soon as ICE works: DTLS still takes a round
 		// trip or two, and the camera can produce the IDR meanwhile.
-		if !s.everConnected.Load() && s.cam != nil {
+		if !s.everConnected.Load() && s.videoTrack.Load() != nil {
 			s.RequestKeyframe()
 		}
 	case webrtc.ICEConnectionStateFailed:

@@ -84,6 +84,11 @@ func (s *Session) cameraLost(err error) {
 func (s *Session) videoWriter(ctx context.Context) {
 	src := s.dev.Video
 	pk := newH264Packetizer()
+	pace := newPacer()
+	interval := time.Second / 15
+	if s.opts.Video.FPS > 0 {
+		interval = time.Second / time.Duration(s.opts.Video.FPS)
+	}
 	waitKey := true
 	for {
 		au, err := src.ReadAccessUnit(ctx)
@@ -118,7 +123,11 @@ func (s *Session) videoWriter(ctx context.Context) {
 			s.log.Debug("video sending from keyframe", "since_answer", s.sinceAnswer(time.Now()), "capture_age", time.Since(capture))
 		}
 		waitKey = false
+		pace.frame(len(au.Data), interval)
 		for _, p := range pk.packetize(au.Data, capture, absID) {
+			if err := pace.wait(ctx, p.MarshalSize()); err != nil {
+				return
+			}
 			if err := track.writeRTP(p); err != nil {
 				if ctx.Err() != nil || isClosedErr(err) {
 					return
