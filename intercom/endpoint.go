@@ -17,6 +17,10 @@ type EndpointConfig struct {
 	Engine    Config // Self, timeouts, clock, logger; Bills and OnEvent are set by the endpoint
 	Client    signaling.ClientConfig
 	OutboxDir string
+	// HomeAssistant publishes Home Assistant MQTT discovery configs after
+	// every connect, under DiscoveryPrefix (default "homeassistant").
+	HomeAssistant   bool
+	DiscoveryPrefix string
 	// WrapBills, if set, wraps the client as the outbox's publisher (tests
 	// gate it; a deployment could mirror bills elsewhere).
 	WrapBills func(signaling.BillPublisher) signaling.BillPublisher
@@ -68,6 +72,10 @@ func NewEndpoint(cfg EndpointConfig) (*Endpoint, error) {
 			if ep.Outbox != nil {
 				ep.Outbox.Kick()
 			}
+			if ep.Engine != nil {
+				ep.Engine.Reconnected()
+			}
+			ep.publishDiscovery()
 		},
 	})
 	if err != nil {
@@ -98,6 +106,24 @@ func NewEndpoint(cfg EndpointConfig) (*Endpoint, error) {
 		return nil, err
 	}
 	return ep, nil
+}
+
+// publishDiscovery announces the device to Home Assistant; retained, so
+// it is repeated after every connect in case the broker lost it.
+func (ep *Endpoint) publishDiscovery() {
+	if !ep.cfg.HomeAssistant {
+		return
+	}
+	msgs, err := signaling.HomeAssistantDiscovery(ep.cfg.Client.Topics, ep.cfg.Client.Self, ep.cfg.Client.Version, ep.cfg.DiscoveryPrefix)
+	if err != nil {
+		ep.log.Error("home assistant discovery", "err", err)
+		return
+	}
+	for _, m := range msgs {
+		if err := ep.Client.PublishRetained(m.Topic, m.Payload); err != nil {
+			ep.log.Warn("home assistant discovery not published", "topic", m.Topic, "err", err)
+		}
+	}
 }
 
 type billsToOutbox struct{ o *signaling.Outbox }

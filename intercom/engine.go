@@ -152,6 +152,7 @@ type call struct {
 
 	peerOffline Timer // grace timer while the peer's presence is offline
 	media       *mediaState
+	syncing     bool // a sync is out and unanswered
 
 	// incoming
 	responding *pendingResponse
@@ -746,6 +747,10 @@ func (e *Engine) onMessage(env signaling.Envelope) {
 		e.onAckSync(env, p)
 	case *signaling.Hangup:
 		e.onHangup(env, p)
+	case *signaling.Sync:
+		e.onSync(env, p)
+	case *signaling.SyncAck:
+		e.onSyncAck(env, p)
 	case *signaling.SDP, *signaling.Candidate:
 		// Media negotiation is handled by the media session (media.go).
 		e.onMediaMessage(env)

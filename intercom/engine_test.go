@@ -585,3 +585,45 @@ func TestControlDelivered(t *testing.T) {
 		t.Fatalf("control on wrong channel: %v", err)
 	}
 }
+
+func TestSyncAfterReconnectRepairsLostHangup(t *testing.T) {
+	h := newHarness(t)
+	door := h.add("door", "d1")
+	flat := h.add("flat1", "tablet")
+	dial(t, door, "flat1", TypeVideo, nil)
+	ring := flat.next(t, EvBeCalling).Data.(*BeCallingInfo)
+	if err := waitErr(t, respond(flat, *ring, true)); err != nil {
+		t.Fatal(err)
+	}
+	door.next(t, EvCallAccepted)
+	h.settle()
+	// A reconnect while the call is alive on both sides changes nothing.
+	door.e.Reconnected()
+	h.settle()
+	if door.state(t) != StateInCall || flat.state(t) != StateInCall {
+		t.Fatal("a sync between live peers ended the call")
+	}
+	// The flat's hangup is lost (the door was disconnected at the time).
+	h.bus.mu.Lock()
+	h.bus.drop = func(env signaling.Envelope) bool { return env.Type == signaling.TypeHangup }
+	h.bus.mu.Unlock()
+	if err := flat.e.Hangup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.settle()
+	h.bus.mu.Lock()
+	h.bus.drop = nil
+	h.bus.mu.Unlock()
+	if door.state(t) != StateInCall {
+		t.Fatal("test setup: the hangup was not lost")
+	}
+	door.e.Reconnected()
+	hu := door.next(t, EvHangup).Data.(*HangupInfo)
+	if hu.Type != HangupAbnormal || hu.Reason != ReasonPeerLost {
+		t.Fatalf("%+v", hu)
+	}
+	h.settle()
+	if b := door.lastBill(t); b.Disposition != DispAnswered || b.HangupReason != ReasonPeerLost {
+		t.Fatalf("%+v", b)
+	}
+}

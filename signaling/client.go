@@ -419,6 +419,12 @@ func (c *Client) Respond(r CommandResponse) error {
 	return c.enqueue(outMsg{topic: c.cfg.Topics.Device(c.cfg.Self, LeafResponse), payload: data, what: LeafResponse})
 }
 
+// PublishRetained queues a retained QoS 1 message on any topic (Home
+// Assistant discovery). Like Send it never blocks on the network.
+func (c *Client) PublishRetained(topic string, payload []byte) error {
+	return c.enqueue(outMsg{topic: topic, payload: payload, retain: true, what: "retained"})
+}
+
 // PublishBill publishes a call record on our bill topic (QoS 1) and
 // returns nil only once the broker acknowledged it (PUBACK). It fails at
 // once when disconnected; the Outbox retries.

@@ -34,6 +34,8 @@ const (
 	TypeHangup      MsgType = "hangup"      // either side: the call is over (or cancelled while ringing)
 	TypeSDP         MsgType = "sdp"         // either side: a session description (renegotiation)
 	TypeCandidate   MsgType = "candidate"   // either side: a trickled ICE candidate
+	TypeSync        MsgType = "sync"        // after a reconnect: is our call still alive on your side?
+	TypeSyncAck     MsgType = "syncAck"     // answer to sync
 )
 
 // Address names an endpoint: an account (a flat, a door) and one of its
@@ -62,7 +64,7 @@ type Envelope struct {
 	Body    json.RawMessage `json:"body,omitempty"`
 
 	// Payload is the decoded body, set by Decode: *Invite, *Control,
-	// *Response, *ResponseAck, *AckSync, *Hangup, *SDP or *Candidate.
+	// *Response, *ResponseAck, *AckSync, *Hangup, *SDP, *Candidate, *Sync or *SyncAck.
 	Payload any `json:"-"`
 }
 
@@ -151,6 +153,19 @@ type SDP struct {
 	SDP  string `json:"sdp"`
 }
 
+// Sync asks the peer whether the call (the envelope's channelId) is
+// still alive on its side: messages sent while one side was disconnected
+// may have been lost with its clean session.
+type Sync struct {
+	State string `json:"state"` // the sender's call state
+}
+
+// SyncAck answers Sync: Alive false means the call is over on this side.
+type SyncAck struct {
+	Alive bool   `json:"alive"`
+	State string `json:"state,omitempty"`
+}
+
 // Candidate is a trickled ICE candidate; an empty Candidate ends gathering.
 type Candidate struct {
 	Candidate     string  `json:"candidate"`
@@ -184,6 +199,10 @@ func newPayload(t MsgType) any {
 		return &SDP{}
 	case TypeCandidate:
 		return &Candidate{}
+	case TypeSync:
+		return &Sync{}
+	case TypeSyncAck:
+		return &SyncAck{}
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/intercomd/intercomd/intercom"
 	"github.com/intercomd/intercomd/signaling"
 )
 
@@ -22,6 +23,8 @@ type Config struct {
 	MQTT     MQTTConfig   `yaml:"mqtt"`
 	Broker   BrokerConfig `yaml:"broker"`
 	Calls    CallsConfig  `yaml:"calls"`
+	Media    MediaConfig  `yaml:"media"`
+	Session  SessionConf  `yaml:"session"`
 	State    StateConfig  `yaml:"state"`
 	Log      LogConfig    `yaml:"log"`
 }
@@ -41,6 +44,39 @@ type MQTTConfig struct {
 	KeyFile      string        `yaml:"keyFile"`
 	Prefix       string        `yaml:"prefix"`
 	KeepAlive    time.Duration `yaml:"keepAlive"`
+	// HomeAssistant publishes MQTT discovery so the device shows up in
+	// Home Assistant with its call state and answer/reject/hangup buttons.
+	HomeAssistant   bool   `yaml:"homeAssistant"`
+	DiscoveryPrefix string `yaml:"discoveryPrefix"`
+}
+
+// MediaConfig configures WebRTC.
+type MediaConfig struct {
+	Enabled                bool          `yaml:"enabled"`
+	ICEServers             []ICEServer   `yaml:"iceServers"`
+	ICEDisconnectedTimeout time.Duration `yaml:"iceDisconnectedTimeout"`
+	ICEFailedTimeout       time.Duration `yaml:"iceFailedTimeout"`
+	UDPPortMin             uint16        `yaml:"udpPortMin"`
+	UDPPortMax             uint16        `yaml:"udpPortMax"`
+	LoopbackOnly           bool          `yaml:"loopbackOnly"`
+	RecordDir              string        `yaml:"recordDir"`
+	AutoAgreeVideo         bool          `yaml:"autoAgreeVideo"`
+}
+
+// ICEServer is a STUN or TURN server.
+type ICEServer struct {
+	URLs       []string `yaml:"urls"`
+	Username   string   `yaml:"username"`
+	Credential string   `yaml:"credential"`
+}
+
+// SessionConf is this device's sessionConfig (the seed's names).
+type SessionConf struct {
+	VideoQuality   int  `yaml:"videoQuality"`
+	VideoFrameRate int  `yaml:"videoFrameRate"`
+	VideoBitrate   int  `yaml:"videoBitrate"`
+	RecordAudio    bool `yaml:"recordAudio"`
+	RecordVideo    bool `yaml:"recordVideo"`
 }
 
 type BrokerConfig struct {
@@ -82,6 +118,12 @@ func defaultConfig() Config {
 			RingTimeout:     60 * time.Second,
 			MaxDuration:     2 * time.Hour,
 			ResponseTimeout: 5 * time.Second,
+		},
+		Media: MediaConfig{
+			Enabled:                true,
+			ICEDisconnectedTimeout: 5 * time.Second,
+			ICEFailedTimeout:       10 * time.Second,
+			AutoAgreeVideo:         true,
 		},
 		State: StateConfig{OutboxDir: "/var/lib/intercomd/outbox"},
 		Log:   LogConfig{Level: "info", Format: "text"},
@@ -165,6 +207,34 @@ func (c *Config) validate() error {
 			bad(key, "must be a positive duration such as 30s, got %s", d)
 		}
 	}
+	if c.Media.ICEDisconnectedTimeout <= 0 {
+		bad("media.iceDisconnectedTimeout", "must be a positive duration, got %s", c.Media.ICEDisconnectedTimeout)
+	}
+	if c.Media.ICEFailedTimeout <= 0 {
+		bad("media.iceFailedTimeout", "must be a positive duration, got %s", c.Media.ICEFailedTimeout)
+	}
+	if (c.Media.UDPPortMin == 0) != (c.Media.UDPPortMax == 0) || c.Media.UDPPortMin > c.Media.UDPPortMax {
+		bad("media.udpPortMin", "udpPortMin and udpPortMax must both be set, min ≤ max (got %d-%d)", c.Media.UDPPortMin, c.Media.UDPPortMax)
+	}
+	for i, s := range c.Media.ICEServers {
+		key := fmt.Sprintf("media.iceServers[%d].urls", i)
+		if len(s.URLs) == 0 {
+			bad(key, "is empty")
+		}
+		for _, u := range s.URLs {
+			if !hasAnyPrefix(u, "stun:", "stuns:", "turn:", "turns:") {
+				bad(key, "%q must start with stun:, stuns:, turn: or turns:", u)
+			} else if hasAnyPrefix(u, "turn:", "turns:") && (s.Username == "" || s.Credential == "") {
+				bad(fmt.Sprintf("media.iceServers[%d]", i), "TURN server %q needs username and credential", u)
+			}
+		}
+	}
+	if _, err := intercom.VideoConfigFor(c.Session.signaling()); err != nil {
+		bad("session", "%v", err)
+	}
+	if (c.Session.RecordAudio || c.Session.RecordVideo) && c.Media.RecordDir == "" {
+		bad("media.recordDir", "is empty but session.recordAudio/recordVideo asks for recordings")
+	}
 	if c.State.OutboxDir == "" {
 		bad("state.outboxDir", "is empty: bills need a durable directory")
 	}
@@ -241,4 +311,11 @@ func nameKeys(data []byte, err error) error {
 		errs = append(errs, errors.New(msg))
 	}
 	return errors.Join(errs...)
+}
+
+func (s SessionConf) signaling() *signaling.SessionConfig {
+	return &signaling.SessionConfig{
+		VideoQuality: s.VideoQuality, VideoFrameRate: s.VideoFrameRate, VideoBitrate: s.VideoBitrate,
+		RecordAudio: s.RecordAudio, RecordVideo: s.RecordVideo,
+	}
 }

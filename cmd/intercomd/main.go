@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/intercomd/intercomd/intercom"
+	"github.com/intercomd/intercomd/intercom/media"
 	"github.com/intercomd/intercomd/signaling"
 	"github.com/intercomd/intercomd/systemd"
 )
@@ -88,8 +89,12 @@ func endpointConfig(cfg Config, logger *slog.Logger) (intercom.EndpointConfig, e
 		password = strings.TrimSpace(string(b))
 	}
 	return intercom.EndpointConfig{
+		HomeAssistant:   cfg.MQTT.HomeAssistant,
+		DiscoveryPrefix: cfg.MQTT.DiscoveryPrefix,
 		Engine: intercom.Config{
 			Self:            self,
+			SessionConfig:   cfg.Session.signaling(),
+			AutoAgreeVideo:  cfg.Media.AutoAgreeVideo,
 			CallTimeout:     cfg.Calls.CallTimeout,
 			RingTimeout:     cfg.Calls.RingTimeout,
 			MaxCallDuration: cfg.Calls.MaxDuration,
@@ -131,6 +136,20 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Media.Enabled {
+		// One media engine per process: its DTLS certificate is made here,
+		// once, not on the answer path of every call.
+		me, err := newMediaEngine(cfg.Media, logger)
+		if err != nil {
+			return err
+		}
+		devs, err := openDevices(cfg, logger)
+		if err != nil {
+			return err
+		}
+		defer devs.Close()
+		epCfg.Engine.Media = &intercom.PionMedia{Engine: me, Devices: devs.forCall, SendVideo: devs.sendsVideo(), RecordDir: cfg.Media.RecordDir}
+	}
 	ep, err := intercom.NewEndpoint(epCfg)
 	if err != nil {
 		return err
@@ -170,4 +189,24 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	stopWatchdog()
 	<-watchdogDone
 	return err
+}
+
+func newMediaEngine(c MediaConfig, logger *slog.Logger) (*media.Engine, error) {
+	servers := make([]media.ICEServer, len(c.ICEServers))
+	for i, s := range c.ICEServers {
+		servers[i] = media.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential}
+	}
+	me, err := media.NewEngine(media.Config{
+		ICEServers:             servers,
+		ICEDisconnectedTimeout: c.ICEDisconnectedTimeout,
+		ICEFailedTimeout:       c.ICEFailedTimeout,
+		UDPPortMin:             c.UDPPortMin,
+		UDPPortMax:             c.UDPPortMax,
+		LoopbackOnly:           c.LoopbackOnly,
+		Logger:                 logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("media: %w", err)
+	}
+	return me, nil
 }
