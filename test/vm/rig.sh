@@ -22,7 +22,7 @@ RIG_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${INTERCOMD_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/intercomd-vm}
 # The rig version: bump when the base image layout or /init changes so that a
 # stale cache is rebuilt rather than trusted.
-RIG_VERSION=3
+RIG_VERSION=4
 RIG_WORK=
 trap '[ -z "$RIG_WORK" ] || rm -rf "$RIG_WORK"' EXIT
 
@@ -241,7 +241,7 @@ build_base() { # ARCH
 	apt_fetch "busybox-static:$a"
 	local root="$CACHE/$a/initramfs"
 	rm -rf "$root"
-	mkdir -p "$root"/{bin,sbin,dev,proc,sys,tmp,run,etc,lib/modules,test}
+	mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,run,etc,lib/modules,test}
 	local bb
 	bb=$(mktemp -d)
 	dpkg -x "$(deb_file busybox-static "$a")" "$bb"
@@ -336,6 +336,15 @@ make_initrd() {
 	for v in $(env | sed -n 's/^\(INTERCOMD_TEST_[A-Za-z0-9_]*\|GOTRACEBACK\|GODEBUG\)=.*/\1/p'); do
 		printf 'export %s=%q\n' "$v" "${!v}" >>"$work/root/test/env"
 	done
+	# go test runs the binary in the package directory, and tests open
+	# testdata/ relative to it or by absolute path: recreate that directory
+	# (with its testdata) at the same path in the guest and run there.
+	local pkgdir=$PWD
+	mkdir -p "$work/root$pkgdir"
+	if [ -d "$pkgdir/testdata" ]; then
+		cp -a "$pkgdir/testdata" "$work/root$pkgdir/"
+	fi
+	printf '%s\n' "$pkgdir" >"$work/root/test/cwd"
 	cp "$CACHE/$a/base.cpio.gz" "$work/initrd"
 	(cd "$work/root" && find . | cpio -o -H newc --quiet >>"$work/initrd")
 }
