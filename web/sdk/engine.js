@@ -21,6 +21,8 @@ export const DEFAULT_TIMEOUTS = {
   responseTimeout: 5_000, // callee waits this long for the caller's responseAck
   keepCallingInterval: 2_500, // forceKeepCalling re-invite period
   peerOfflineGrace: 3_000, // a peer's presence may flap this long
+  syncInterval: 2_000, // after a reconnect: sync every 2 s …
+  syncAttempts: 5, // … at most 5 times
 };
 
 export const IDLE = 'idle';
@@ -397,7 +399,47 @@ export class Engine {
       case 'hangup': return this.onHangup(env, env.body);
       case 'sdp':
       case 'candidate': return this.onMediaMessage(env);
+      case 'sync': return this.onSync(env);
+      case 'syncAck': return this.onSyncAck(env, env.body);
     }
+  }
+
+  // --- after a reconnect (PROTOCOL.md "After a reconnect") ------------------
+
+  /** Call after every re-connect: asks the peer whether our call survived. */
+  reconnected() {
+    const c = this.call;
+    if (!c || !c.peer.device || c.syncing) return; // nothing to check, or a caller waiting for any device
+    c.syncing = true;
+    this.sendSync(c, this.cfg.syncAttempts);
+  }
+
+  sendSync(c, left) {
+    if (!c.syncing) return;
+    if (left === 0) {
+      c.syncing = false; // presence and media decide from here
+      return;
+    }
+    this.send(c.peer, 'sync', c.channel, { state: c.state });
+    this.after(c, this.cfg.syncInterval, () => this.sendSync(c, left - 1));
+  }
+
+  onSync(env) {
+    const c = this.call;
+    const alive = !!c && c.channel === env.channelId &&
+      (sameAddress(env.from, c.peer) || (c.dir === OUT && c.state === CALLING && env.from.account === c.peer.account));
+    this.send(env.from, 'syncAck', env.channelId, alive ? { alive, state: c.state } : { alive });
+  }
+
+  onSyncAck(env, a) {
+    const c = this.call;
+    if (!c || c.channel !== env.channelId || !sameAddress(env.from, c.peer) || !c.syncing) return;
+    c.syncing = false;
+    if (a.alive) return;
+    // The peer ended this call while we were away: end it without a word.
+    this.emitHangup(c, -1, 'peer_lost', 'system');
+    const disposition = c.state === RINGING ? 'CANCELLED' : c.state === CALLING ? 'FAILED' : 'ANSWERED';
+    this.finish(c, { disposition, hangupType: -1, reason: 'peer_lost', by: 'system' });
   }
 
   onInvite(env, inv) {

@@ -75,6 +75,8 @@ const BODIES = {
   hangup: { type: 'int', reason: 'string' },
   sdp: { kind: 'string', sdp: 'string' },
   candidate: { candidate: 'string', sdpMid: 'string', sdpMLineIndex: 'u16' },
+  sync: { state: 'string' },
+  syncAck: { alive: 'bool', state: 'string' },
 };
 export const MESSAGE_TYPES = Object.keys(BODIES);
 

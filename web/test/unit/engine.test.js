@@ -285,3 +285,29 @@ test('hangup while ringing rejects; the reject completes on the ack', () => {
   assert.equal(h.bills[0].disposition, 'REJECTED');
   assert.throws(() => h.engine.hangup(), (e) => e.code === 9102);
 });
+
+test('sync: answered alive for the current call, not alive otherwise', () => {
+  const h = makeEngine(tablet);
+  h.deliver(door, 'invite', CH, { type: 2 }, { account: 'flat1' });
+  h.deliver(door, 'sync', CH, { state: 'in_call' });
+  h.deliver(door, 'sync', chan('b'), { state: 'in_call' });
+  assert.deepEqual(h.sentOf('syncAck').map((e) => e.body), [{ alive: true, state: 'ringing' }, { alive: false }]);
+});
+
+test('sync: after a reconnect in a call, sync every 2 s (5 at most); alive:false ends the call silently', async () => {
+  const h = makeEngine(tablet);
+  h.deliver(door, 'invite', CH, { type: 2 }, { account: 'flat1' });
+  const p = h.engine.respond(CH, true);
+  h.deliver(door, 'responseAck', CH, { ok: true });
+  await p;
+  h.engine.reconnected();
+  h.clock.advance(20_000);
+  assert.equal(h.sentOf('sync').length, 5);
+  h.engine.reconnected();
+  const before = h.sent.length;
+  h.deliver(door, 'syncAck', CH, { alive: false });
+  assert.equal(h.sent.length, before, 'nothing more is sent');
+  assert.equal(h.engine.state.state, 'idle');
+  const [hang] = h.eventsOf('hangup');
+  assert.deepEqual([hang.type, hang.reason], [-1, 'peer_lost']);
+});
