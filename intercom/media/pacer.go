@@ -27,11 +27,11 @@ const (
 func newPacer() *pacer { return &pacer{burst: pacerBurst, credit: pacerBurst, rate: pacerMinRate} }
 
 // frame sets the rate for a frame of n bytes due within interval: at least
-// pacerMinRate, and fast enough to finish in half the frame interval.
+// pacerMinRate, and fast enough to finish before the next frame.
 func (p *pacer) frame(n int, interval time.Duration) {
 	p.rate = pacerMinRate
 	if interval > 0 {
-		p.rate = max(p.rate, float64(n)/(interval.Seconds()/2))
+		p.rate = max(p.rate, float64(n)/interval.Seconds())
 	}
 }
 
