@@ -16,6 +16,9 @@ listener $PORT 127.0.0.1
 allow_anonymous true
 persistence false
 max_queued_messages 10000
+# Without it mosquitto delays small writes (Nagle) and signalling takes
+# 40 ms per hop waiting for delayed ACKs.
+set_tcp_nodelay true
 CONF
 "$MOSQ" -c "$DIR/mosquitto.conf" >"$DIR/log" 2>&1 &
 PID=$!
