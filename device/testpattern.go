@@ -21,8 +21,10 @@ const (
 
 // TestPattern is a VideoSource that renders a moving test pattern with a
 // burned-in capture clock and frame counter and encodes it with the pure-Go
-// H264PCMEncoder: real, decodable H.264 without cgo or a camera, for the
-// demo and CGO_ENABLED=0 tests.
+// H264Encoder: real, decodable H.264 without cgo or a camera, for the demo
+// and CGO_ENABLED=0 tests. By default the pictures are coded lossy
+// (Intra_16x16 at H264DefaultQP: a 640x480 keyframe is a few kilobytes, a
+// handful of RTP packets); Lossless selects I_PCM for exact pixels.
 //
 // Frames are produced on demand inside ReadAccessUnit, paced to the frame
 // rate by Clock: the first access unit (always an IDR with SPS/PPS) is
@@ -31,8 +33,15 @@ const (
 // schedule restarts from now. CaptureTime is the frame's scheduled time,
 // which is also the time drawn into the picture.
 //
-// BitrateKbps is ignored: the I_PCM encoder has no rate control.
+// BitrateKbps is ignored: the encoder has a fixed QP, no rate control.
 type TestPattern struct {
+	// QP is the quantisation parameter of the lossy coding (1..51, 0 means
+	// H264DefaultQP); ignored when Lossless. Read at Start.
+	QP int
+	// Lossless codes every picture as I_PCM (raw samples, ~460 kB per
+	// 640x480 keyframe) so decoded pictures equal the rendered ones
+	// exactly; for tests. Read at Start.
+	Lossless bool
 	// Clock paces frames and stamps them; nil means the system clock. Tests
 	// use a VirtualClock to run faster than real time.
 	Clock Clock
@@ -53,7 +62,7 @@ type patternRun struct {
 	cfg    VideoConfig
 	period time.Duration
 
-	enc     *H264PCMEncoder
+	enc     *H264Encoder
 	render  *patternRenderer
 	frame   *I420Frame
 	n       uint64
@@ -84,7 +93,7 @@ func (p *TestPattern) Start(ctx context.Context, cfg VideoConfig) error {
 	if cfg.KeyframeEvery <= 0 {
 		cfg.KeyframeEvery = testPatternDefaultKeyEvery
 	}
-	enc, err := NewH264PCMEncoder(cfg.Width, cfg.Height, cfg.FPS)
+	enc, err := NewH264Encoder(cfg.Width, cfg.Height, cfg.FPS, H264EncoderOptions{QP: p.QP, PCM: p.Lossless})
 	if err != nil {
 		return fmt.Errorf("test pattern: %w", err)
 	}

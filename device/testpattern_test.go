@@ -3,6 +3,7 @@ package device
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -10,16 +11,32 @@ import (
 
 var _ VideoSource = (*TestPattern)(nil)
 
+// The pictures must be the pattern for their capture time: in the default
+// lossy mode exactly what an H264Encoder at the same QP reconstructs from
+// the rendered pattern (and within 35 dB PSNR of it), in Lossless mode the
+// rendered pattern itself.
 func TestTestPatternPacingKeyframesAndPictures(t *testing.T) {
+	for _, lossless := range []bool{false, true} {
+		t.Run(map[bool]string{false: "lossy", true: "lossless"}[lossless], func(t *testing.T) {
+			testTestPatternPacing(t, lossless)
+		})
+	}
+}
+
+func testTestPatternPacing(t *testing.T, lossless bool) {
 	start := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	clk := NewVirtualClock(start)
-	p := &TestPattern{Clock: clk}
+	p := &TestPattern{Clock: clk, Lossless: lossless}
 	cfg := VideoConfig{Width: 320, Height: 240, FPS: 10, KeyframeEvery: 2 * time.Second}
 	if err := p.Start(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
 	defer p.Stop()
-	dec := &pcmTestDecoder{lastIDRID: -1}
+	dec := &lossyTestDecoder{lastIDRID: -1}
+	shadow, err := NewH264Encoder(320, 240, 10, H264EncoderOptions{PCM: lossless})
+	if err != nil {
+		t.Fatal(err)
+	}
 	render := newPatternRenderer(320, 240, 10)
 	want := NewI420Frame(320, 240)
 	ctx := context.Background()
@@ -50,8 +67,23 @@ func TestTestPatternPacingKeyframesAndPictures(t *testing.T) {
 			keys = append(keys, i)
 		}
 		render.render(want, uint64(i), wantTime)
-		if !framesEqual(got, want) {
-			t.Fatalf("frame %d: decoded picture is not the pattern for %v", i, wantTime)
+		if lossless {
+			if !framesEqual(got, want) {
+				t.Fatalf("frame %d: decoded picture is not the pattern for %v", i, wantTime)
+			}
+			continue
+		}
+		if _, _, err := shadow.Encode(nil, want, au.Keyframe); err != nil {
+			t.Fatal(err)
+		}
+		if !framesEqual(got, shadow.Reconstruction()) {
+			t.Fatalf("frame %d: decoded picture is not the coded pattern for %v", i, wantTime)
+		}
+		if q := psnrI420(got, want); q < 35 {
+			t.Fatalf("frame %d: PSNR %.2f dB against the pattern", i, q)
+		}
+		if st.pcm != 0 {
+			t.Fatalf("frame %d: I_PCM in the default mode", i)
 		}
 	}
 	// First frame, the requested one, then every 2 s (20 frames) after the last keyframe.
@@ -76,7 +108,7 @@ func TestTestPatternRestartsWithKeyframeAndCropsOddSizes(t *testing.T) {
 		if err := p.Start(ctx, VideoConfig{Width: 200, Height: 150}); err == nil {
 			t.Fatal("second Start while running succeeded")
 		}
-		dec := &pcmTestDecoder{lastIDRID: -1}
+		dec := &lossyTestDecoder{lastIDRID: -1}
 		for i := 0; i < 3; i++ {
 			au, err := p.ReadAccessUnit(ctx)
 			if err != nil {
@@ -178,13 +210,15 @@ func TestTestPatternDoesNotBurstAfterStall(t *testing.T) {
 }
 
 // BenchmarkTestPatternEncode measures one 640x480 frame of the test pattern
-// (render + encode). "p" is a steady state of P pictures; "idr" forces every
-// picture to be an IDR; "source" is TestPattern.ReadAccessUnit at 15 fps
-// with its 3 s keyframe interval, under a VirtualClock.
+// (render + encode) with the default lossy coder and with I_PCM ("pcm-").
+// "p" is a steady state of P pictures; "idr" forces every picture to be an
+// IDR; "source" is TestPattern.ReadAccessUnit at 15 fps with its 3 s
+// keyframe interval, under a VirtualClock.
 func BenchmarkTestPatternEncode(b *testing.B) {
-	for _, mode := range []string{"p", "idr"} {
+	for _, mode := range []string{"p", "idr", "pcm-p", "pcm-idr"} {
 		b.Run(mode, func(b *testing.B) {
-			enc, _ := NewH264PCMEncoder(640, 480, 15)
+			enc, _ := NewH264Encoder(640, 480, 15, H264EncoderOptions{PCM: strings.HasPrefix(mode, "pcm-")})
+			idr := strings.HasSuffix(mode, "idr")
 			r := newPatternRenderer(640, 480, 15)
 			f := NewI420Frame(640, 480)
 			base := time.Unix(0, 0)
@@ -195,13 +229,17 @@ func BenchmarkTestPatternEncode(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				r.render(f, uint64(i), base.Add(time.Duration(i)*time.Second/15))
 				var err error
-				buf, _, err = enc.Encode(buf[:0], f, mode == "idr" || i == 0)
+				buf, _, err = enc.Encode(buf[:0], f, idr || i == 0)
 				if err != nil {
 					b.Fatal(err)
 				}
 				total += int64(len(buf))
 			}
-			b.ReportMetric(float64(total)/float64(b.N), "bytes/frame")
+			if idr {
+				b.ReportMetric(float64(total)/float64(b.N), "bytes/IDR")
+			} else {
+				b.ReportMetric(float64(total)/float64(b.N), "bytes/frame")
+			}
 		})
 	}
 	b.Run("source", func(b *testing.B) {
@@ -210,7 +248,7 @@ func BenchmarkTestPatternEncode(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer p.Stop()
-		var pBytes, pFrames int64
+		var pBytes, pFrames, kBytes, kFrames int64
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
@@ -218,7 +256,10 @@ func BenchmarkTestPatternEncode(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if !au.Keyframe {
+			if au.Keyframe {
+				kBytes += int64(len(au.Data))
+				kFrames++
+			} else {
 				pBytes += int64(len(au.Data))
 				pFrames++
 			}
@@ -226,5 +267,6 @@ func BenchmarkTestPatternEncode(b *testing.B) {
 		if pFrames > 0 {
 			b.ReportMetric(float64(pBytes)/float64(pFrames), "bytes/P-frame")
 		}
+		b.ReportMetric(float64(kBytes)/float64(kFrames), "bytes/IDR")
 	})
 }
