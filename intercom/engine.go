@@ -51,6 +51,9 @@ type Config struct {
 	// rate, bitrate, recording) for calls it answers, and for calls it makes
 	// without one. The caller's copy in an invite is informative only.
 	SessionConfig *signaling.SessionConfig
+	// Preview asks the caller for its video while this device rings (see
+	// who is at the door before answering); audio starts on answer.
+	Preview bool
 	// AutoAgreeVideo answers a peer's SWITCH_AUDIO_TO_VIDEO with agree (6):
 	// a door station or unattended unit has nobody to ask.
 	AutoAgreeVideo bool
@@ -152,6 +155,8 @@ type call struct {
 
 	peerOffline Timer // grace timer while the peer's presence is offline
 	media       *mediaState
+	previews    map[string]*mediaState // caller: preview sessions by ringing device
+	held        *mediaState            // callee: caller's candidates kept until answering (no session)
 	syncing     bool // a sync is out and unanswered
 
 	// incoming
@@ -591,7 +596,7 @@ func (e *Engine) startResponse(channel string, accepted bool, reason string, rep
 	c.responding = p
 	resp := &signaling.Response{Accepted: accepted, Reason: reason, ClientType: e.cfg.ClientType}
 	if accepted {
-		resp.Answer = e.mediaAnswer(c)
+		resp.Answer, resp.Preview = e.mediaAnswer(c)
 	}
 	e.send(c.peer, signaling.TypeResponse, c.channel, resp)
 }
@@ -812,6 +817,9 @@ func (e *Engine) ring(env signaling.Envelope, inv *signaling.Invite, autoAccept 
 		info.Custom = inv.PushConfig.Custom
 	}
 	e.emit(EvBeCalling, info)
+	if !autoAccept {
+		e.startPreview(c)
+	}
 	if autoAccept {
 		e.startResponse(c.channel, true, "", make(chan error, 1))
 	}
@@ -904,7 +912,7 @@ func (e *Engine) onResponse(env signaling.Envelope, r *signaling.Response) {
 	c.answer = e.cfg.Clock.Now()
 	e.setState(StateInCall)
 	e.after(c, e.cfg.MaxCallDuration, func() { e.onMaxDuration(c) })
-	e.onMediaAnswer(c, r.Answer)
+	e.onMediaAnswer(c, r)
 	e.log.Info("call accepted", "channelId", c.channel, "by", from.String())
 	e.emit(EvCallAccepted, &CallAcceptedInfo{Account: from.Account, Device: from.Device, Type: c.callType, ChannelID: c.channel})
 }

@@ -42,6 +42,9 @@ type MediaParams struct {
 	CallType  int
 	Outgoing  bool
 	Session   *signaling.SessionConfig // this side's sessionConfig
+	// Preview: one-way video from the caller to a ringing device, no audio
+	// either way until EnableAudio (the device answered on it).
+	Preview bool
 }
 
 // MediaProvider creates sessions; nil in Config means signalling only.
@@ -53,82 +56,119 @@ type MediaProvider interface {
 type MediaInfo struct {
 	ChannelID    string          `json:"channelId"`
 	State        string          `json:"state"` // connected, firstFrame, failed, cameraFailed, stats
+	Preview      bool            `json:"preview,omitempty"` // about a preview session
 	Reason       string          `json:"reason,omitempty"`
 	FirstFrameMs float64         `json:"firstFrameMs,omitempty"`
 	Stats        json.RawMessage `json:"stats,omitempty"`
 }
 
-// mediaState is the media part of a call.
+// mediaState is one media session of a call: the call's own, or a
+// preview session between the caller and one ringing device.
 type mediaState struct {
-	session    MediaSession
-	localCands []signaling.Candidate            // caller: gathered before the invite went out
-	remote     map[string][]signaling.Candidate // candidates by sending device, until its SDP is applied
-	applied    string                           // device whose SDP is applied
-	stats      json.RawMessage
+	session MediaSession
+	preview bool
+	device  string                           // caller's preview sessions: the ringing device
+	remote  map[string][]signaling.Candidate // candidates by sending device, until its SDP is applied
+	applied string                           // device whose SDP is applied
+	stats   json.RawMessage
 }
 
-func (e *Engine) newMedia(c *call, outgoing bool) bool {
-	if e.cfg.Media == nil {
-		return false
+// attached reports whether ms still belongs to call c.
+func (c *call) attached(ms *mediaState) bool {
+	if c.media == ms {
+		return true
 	}
+	return ms.preview && ms.device != "" && c.previews[ms.device] == ms
+}
+
+// newMedia creates a media session for c. device is the ringing device a
+// caller's preview session serves ("" otherwise).
+func (e *Engine) newMedia(c *call, outgoing, preview bool, device string) *mediaState {
+	if e.cfg.Media == nil {
+		return nil
+	}
+	ms := &mediaState{preview: preview, device: device, remote: make(map[string][]signaling.Candidate)}
 	// Hooks come from the session's goroutine: hop onto ours, and ignore
-	// reports of a session that is no longer the current call's.
-	var ms *mediaState
+	// reports of a session that no longer belongs to the call.
 	guard := func(f func()) {
 		e.post(func() {
-			if e.call == c && c.media == ms {
+			if e.call == c && c.attached(ms) {
 				f()
 			}
 		})
 	}
+	tag := ""
+	if preview {
+		tag = signaling.SessionPreview
+	}
 	hooks := MediaHooks{
-		LocalCandidate: func(cand signaling.Candidate) { guard(func() { e.sendCandidate(c, cand) }) },
+		LocalCandidate: func(cand signaling.Candidate) {
+			guard(func() {
+				cand.Session = tag
+				e.sendCandidate(c, ms, cand)
+			})
+		},
 		Renegotiate: func(d signaling.SDP) {
-			guard(func() { e.send(c.peer, signaling.TypeSDP, c.channel, &d) })
+			guard(func() {
+				d.Session = tag
+				e.send(e.mediaPeer(c, ms), signaling.TypeSDP, c.channel, &d)
+			})
 		},
 		Connected: func() {
-			guard(func() { e.emit(EvMedia, &MediaInfo{ChannelID: c.channel, State: "connected"}) })
+			guard(func() {
+				e.emit(EvMedia, &MediaInfo{ChannelID: c.channel, State: "connected", Preview: ms.preview})
+			})
 		},
-		Failed: func(reason string) { guard(func() { e.onMediaFailed(c, reason) }) },
+		Failed: func(reason string) { guard(func() { e.onMediaFailed(c, ms, reason) }) },
 		CameraFailed: func(err error) {
 			guard(func() {
 				e.log.Warn("camera failed; the call goes on audio-only", "channelId", c.channel, "err", err)
 				e.emit(EvMedia, &MediaInfo{ChannelID: c.channel, State: "cameraFailed", Reason: err.Error()})
-				if c.state == StateInCall {
+				if c.state == StateInCall && c.media == ms {
 					e.send(c.peer, signaling.TypeControl, c.channel, &signaling.Control{Command: CmdSelfCameraInvalid})
 				}
 			})
 		},
 		FirstFrame: func(d time.Duration) {
 			guard(func() {
-				e.emit(EvMedia, &MediaInfo{ChannelID: c.channel, State: "firstFrame", FirstFrameMs: float64(d) / float64(time.Millisecond)})
+				e.emit(EvMedia, &MediaInfo{ChannelID: c.channel, State: "firstFrame", Preview: ms.preview, FirstFrameMs: float64(d) / float64(time.Millisecond)})
 			})
 		},
 	}
-	sess, err := e.cfg.Media.NewSession(MediaParams{ChannelID: c.channel, CallType: c.callType, Outgoing: outgoing, Session: c.session}, hooks)
+	sess, err := e.cfg.Media.NewSession(MediaParams{
+		ChannelID: c.channel, CallType: c.callType, Outgoing: outgoing, Session: c.session, Preview: preview,
+	}, hooks)
 	if err != nil {
-		e.log.Error("media session not created; the call carries no media", "channelId", c.channel, "err", err)
-		return false
+		e.log.Error("media session not created; the call carries no media", "channelId", c.channel, "preview", preview, "err", err)
+		return nil
 	}
-	ms = &mediaState{session: sess, remote: make(map[string][]signaling.Candidate)}
-	c.media = ms
-	return true
+	ms.session = sess
+	return ms
 }
 
-// sendCandidate trickles a local candidate: to every ringing device of the
-// callee account until one answered, then to the peer device only.
-func (e *Engine) sendCandidate(c *call, cand signaling.Candidate) {
-	to := c.peer
-	if c.dir == outgoing && c.state == StateCalling {
+// mediaPeer is where a session's messages go.
+func (e *Engine) mediaPeer(c *call, ms *mediaState) signaling.Address {
+	if ms.device != "" {
+		return signaling.Address{Account: c.peer.Account, Device: ms.device}
+	}
+	return c.peer
+}
+
+// sendCandidate trickles a local candidate: the caller's call-session
+// candidates go to every ringing device of the callee account until one
+// answered; everything else goes to the session's peer device.
+func (e *Engine) sendCandidate(c *call, ms *mediaState, cand signaling.Candidate) {
+	to := e.mediaPeer(c, ms)
+	if c.dir == outgoing && c.state == StateCalling && ms == c.media {
 		to = signaling.Address{Account: c.peer.Account}
 	}
 	e.send(to, signaling.TypeCandidate, c.channel, &cand)
 }
 
-func (e *Engine) onMediaFailed(c *call, reason string) {
-	e.emit(EvMedia, &MediaInfo{ChannelID: c.channel, State: "failed", Reason: reason})
-	if c.state != StateInCall {
-		return // before the answer there is no media to lose yet
+func (e *Engine) onMediaFailed(c *call, ms *mediaState, reason string) {
+	e.emit(EvMedia, &MediaInfo{ChannelID: c.channel, State: "failed", Reason: reason, Preview: ms.preview})
+	if c.state != StateInCall || c.media != ms {
+		return // a preview, or media before the answer: nothing to end yet
 	}
 	e.log.Warn("media failed; ending the call", "channelId", c.channel, "reason", reason)
 	e.endLocal(HangupAbnormal, reason, "system")
@@ -137,15 +177,18 @@ func (e *Engine) onMediaFailed(c *call, reason string) {
 // onMediaMessage handles sdp and candidate envelopes for the current call.
 func (e *Engine) onMediaMessage(env signaling.Envelope) {
 	c := e.call
-	if c == nil || c.channel != env.Channel || c.media == nil {
+	if c == nil || c.channel != env.Channel {
 		return
 	}
 	if env.From.Account != c.peer.Account || (c.peer.Device != "" && env.From.Device != c.peer.Device) {
 		return
 	}
-	ms := c.media
 	switch p := env.Payload.(type) {
 	case *signaling.Candidate:
+		ms := e.sessionFor(c, env.From.Device, p.Session)
+		if ms == nil {
+			return
+		}
 		if ms.applied != env.From.Device {
 			// Before this device's SDP is applied (a ringing callee, or a
 			// caller that has not picked the winner yet): keep it.
@@ -158,12 +201,95 @@ func (e *Engine) onMediaMessage(env signaling.Envelope) {
 			e.log.Debug("remote candidate rejected", "channelId", c.channel, "err", err)
 		}
 	case *signaling.SDP:
-		if c.state != StateInCall {
+		if p.Session == signaling.SessionPreview {
+			e.onPreviewSDP(c, env.From.Device, p)
 			return
 		}
-		if err := ms.session.HandleSDP(*p); err != nil {
+		if c.state != StateInCall || c.media == nil {
+			return
+		}
+		if err := c.media.session.HandleSDP(*p); err != nil {
 			e.log.Warn("renegotiation failed", "channelId", c.channel, "kind", p.Kind, "err", err)
 		}
+	}
+}
+
+// sessionFor finds the session a message from device is about.
+func (e *Engine) sessionFor(c *call, device, tag string) *mediaState {
+	if tag != signaling.SessionPreview {
+		if c.media != nil && !c.media.preview {
+			return c.media
+		}
+		if c.dir == incoming {
+			// Ringing (maybe with a preview): keep the caller's call-session
+			// candidates for when this device answers the offer.
+			if c.held == nil {
+				c.held = &mediaState{remote: make(map[string][]signaling.Candidate)}
+			}
+			return c.held
+		}
+		return nil
+	}
+	if c.dir == outgoing {
+		return c.previews[device]
+	}
+	if c.media != nil && c.media.preview {
+		return c.media
+	}
+	return nil
+}
+
+// startPreview: a ringing device that wants to see who is at the door
+// offers a preview session to the caller.
+func (e *Engine) startPreview(c *call) {
+	if !e.cfg.Preview || c.invite == nil || c.invite.Offer == "" {
+		return // no media on the caller's side, or previews not wanted here
+	}
+	ms := e.newMedia(c, false, true, "")
+	if ms == nil {
+		return
+	}
+	offer, err := ms.session.CreateOffer()
+	if err != nil {
+		e.log.Warn("preview offer failed", "channelId", c.channel, "err", err)
+		_ = ms.session.Close()
+		return
+	}
+	c.media = ms
+	e.send(c.peer, signaling.TypeSDP, c.channel, &signaling.SDP{Kind: "offer", SDP: offer, Session: signaling.SessionPreview})
+}
+
+// onPreviewSDP: the caller answers a ringing device's preview offer with a
+// session of its own for that device; the device applies the answer.
+func (e *Engine) onPreviewSDP(c *call, device string, d *signaling.SDP) {
+	switch {
+	case c.dir == outgoing && d.Kind == "offer" && c.state == StateCalling && !c.decided:
+		if c.previews[device] != nil || len(c.previews) >= 8 {
+			return
+		}
+		ms := e.newMedia(c, true, true, device)
+		if ms == nil {
+			return
+		}
+		answer, err := ms.session.AcceptOffer(d.SDP)
+		if err != nil {
+			e.log.Warn("preview answer failed", "channelId", c.channel, "device", device, "err", err)
+			_ = ms.session.Close()
+			return
+		}
+		if c.previews == nil {
+			c.previews = make(map[string]*mediaState)
+		}
+		c.previews[device] = ms
+		ms.applied = device
+		e.send(signaling.Address{Account: c.peer.Account, Device: device}, signaling.TypeSDP, c.channel,
+			&signaling.SDP{Kind: "answer", SDP: answer, Session: signaling.SessionPreview})
+	case c.dir == incoming && d.Kind == "answer" && c.media != nil && c.media.preview && c.media.applied == "":
+		if err := c.media.session.SetAnswer(d.SDP); err != nil {
+			e.log.Warn("preview answer rejected", "channelId", c.channel, "err", err)
+			return
+		}
+		e.applyRemote(c.media, c.peer.Device)
 	}
 }
 
@@ -180,48 +306,95 @@ func (e *Engine) applyRemote(ms *mediaState, device string) {
 
 // mediaOffer creates the caller's session and offer for the invite.
 func (e *Engine) mediaOffer(c *call) string {
-	if !e.newMedia(c, true) {
+	ms := e.newMedia(c, true, false, "")
+	if ms == nil {
 		return ""
 	}
-	offer, err := c.media.session.CreateOffer()
+	offer, err := ms.session.CreateOffer()
 	if err != nil {
 		e.log.Error("media offer failed; calling without media", "channelId", c.channel, "err", err)
-		e.closeMedia(c)
+		_ = ms.session.Close()
 		return ""
 	}
+	c.media = ms
 	return offer
 }
 
-// mediaAnswer creates the callee's session and answers the invite's offer.
-func (e *Engine) mediaAnswer(c *call) string {
-	if c.invite == nil || c.invite.Offer == "" || !e.newMedia(c, false) {
-		return ""
+// mediaAnswer prepares the callee's media for accepting. With a connected
+// preview session the call continues on it (audio switched on, no new
+// negotiation: preview is true); otherwise a new session answers the
+// invite's offer.
+func (e *Engine) mediaAnswer(c *call) (answer string, preview bool) {
+	if ms := c.media; ms != nil && ms.preview {
+		if ms.applied != "" {
+			if err := ms.session.EnableAudio(); err == nil {
+				ms.preview = false
+				return "", true
+			}
+		}
+		// The preview never got its answer: fall back to the call's offer.
+		_ = ms.session.Close()
+		c.media = nil
 	}
-	answer, err := c.media.session.AcceptOffer(c.invite.Offer)
+	if c.invite == nil || c.invite.Offer == "" {
+		return "", false
+	}
+	ms := e.newMedia(c, false, false, "")
+	if ms == nil {
+		return "", false
+	}
+	answer, err := ms.session.AcceptOffer(c.invite.Offer)
 	if err != nil {
 		e.log.Error("media answer failed; answering without media", "channelId", c.channel, "err", err)
-		e.closeMedia(c)
-		return ""
+		_ = ms.session.Close()
+		return "", false
 	}
-	e.applyRemote(c.media, c.peer.Device)
-	return answer
+	c.media = ms
+	if c.held != nil {
+		ms.remote = c.held.remote
+		c.held = nil
+	}
+	e.applyRemote(ms, c.peer.Device)
+	return answer, false
 }
 
-// onMediaAnswer applies the winning device's answer on the caller's side.
-func (e *Engine) onMediaAnswer(c *call, answer string) {
-	if c.media == nil {
-		return
+// onMediaAnswer sets up the caller's media for the winning device: its
+// preview session becomes the call's, or its answer is applied to the
+// call's offer. Every other session is closed.
+func (e *Engine) onMediaAnswer(c *call, r *signaling.Response) {
+	winner := c.peer.Device
+	if r.Preview {
+		if ms := c.previews[winner]; ms != nil {
+			delete(c.previews, winner)
+			if c.media != nil {
+				_ = c.media.session.Close()
+			}
+			if err := ms.session.EnableAudio(); err != nil {
+				e.log.Warn("enabling audio on the preview failed", "channelId", c.channel, "err", err)
+			}
+			ms.preview, ms.device = false, ""
+			c.media = ms
+		} else {
+			e.log.Warn("the callee answered on a preview we do not have", "channelId", c.channel, "device", winner)
+		}
+	} else if c.media != nil {
+		if r.Answer == "" {
+			e.log.Warn("the callee answered without media", "channelId", c.channel)
+		} else if err := c.media.session.SetAnswer(r.Answer); err != nil {
+			e.log.Error("applying the callee's answer failed", "channelId", c.channel, "err", err)
+			e.onMediaFailed(c, c.media, ReasonMediaFailed)
+		} else {
+			e.applyRemote(c.media, winner)
+		}
 	}
-	if answer == "" {
-		e.log.Warn("the callee answered without media", "channelId", c.channel)
-		return
+	e.closePreviews(c)
+}
+
+func (e *Engine) closePreviews(c *call) {
+	for dev, ms := range c.previews {
+		_ = ms.session.Close()
+		delete(c.previews, dev)
 	}
-	if err := c.media.session.SetAnswer(answer); err != nil {
-		e.log.Error("applying the callee's answer failed", "channelId", c.channel, "err", err)
-		e.onMediaFailed(c, ReasonMediaFailed)
-		return
-	}
-	e.applyRemote(c.media, c.peer.Device)
 }
 
 // onMediaControl applies a control command received from the peer.
@@ -267,6 +440,7 @@ func (e *Engine) applyLocalControl(c *call, command int) {
 }
 
 func (e *Engine) closeMedia(c *call) {
+	e.closePreviews(c)
 	if c.media == nil {
 		return
 	}

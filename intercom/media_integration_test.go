@@ -121,3 +121,49 @@ func TestIntegrationMediaFailureEndsCall(t *testing.T) {
 		t.Fatalf("bill %+v", b)
 	}
 }
+
+func TestIntegrationPreviewBeforeAnswer(t *testing.T) {
+	me := testMediaEngine(t)
+	n := newNet(t, "")
+	bills := n.watchBills()
+	door := n.start("door", "d1", withMedia(me, true))
+	preview := func(c *EndpointConfig) { c.Engine.Preview = true }
+	a := n.start("flat1", "a", withMedia(me, false), preview)
+	b := n.start("flat1", "b", withMedia(me, false), preview)
+	door.waitOnline(t, "flat1", "a", "b")
+
+	res := mustCall(t, door, "flat1", nil)
+	infoA := a.next(t, EvBeCalling).Data.(*BeCallingInfo)
+	b.next(t, EvBeCalling)
+	// Both ringing devices see the door before anyone answers.
+	for _, nd := range []*node{a, b} {
+		for {
+			mi := nd.next(t, EvMedia).Data.(*MediaInfo)
+			if mi.State == "firstFrame" {
+				if !mi.Preview {
+					t.Fatalf("%s: first frame not from the preview", nd.addr)
+				}
+				break
+			}
+		}
+	}
+	door.stateIs(t, StateCalling)
+	must(t, a.respond(*infoA, true))
+	door.next(t, EvCallAccepted)
+	b.next(t, EvCallerAckSync)
+	time.Sleep(500 * time.Millisecond) // two-way audio on the promoted session
+	if err := door.ep.Engine.Hangup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := bills.waitFor(t, res.ChannelID, door.addr, a.addr, b.addr)
+	ds, as := statsOf(t, got[door.addr.String()].Media), statsOf(t, got[a.addr.String()].Media)
+	if as.Video.FramesReceived == 0 {
+		t.Fatalf("answering device: no video %+v", as)
+	}
+	if as.Audio.PacketsReceived == 0 || ds.Audio.PacketsReceived == 0 {
+		t.Fatalf("no two-way audio after answering on the preview: door %+v, a %+v", ds, as)
+	}
+	if bb := got[b.addr.String()]; bb.Disposition != DispNoAnswer || bb.HangupReason != ReasonAnsweredElse {
+		t.Fatalf("b's bill %+v", bb)
+	}
+}

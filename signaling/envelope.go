@@ -123,6 +123,9 @@ type Response struct {
 	Reason     string `json:"reason,omitempty"`
 	ClientType string `json:"clientType,omitempty"`
 	Answer     string `json:"answer,omitempty"` // SDP answer to the invite's offer
+	// Preview: the device accepts on the preview session it already has
+	// with the caller (no Answer); the caller promotes that session.
+	Preview bool `json:"preview,omitempty"`
 }
 
 // ResponseAck tells a responding device whether its response won.
@@ -151,7 +154,13 @@ type Hangup struct {
 type SDP struct {
 	Kind string `json:"kind"` // "offer" or "answer"
 	SDP  string `json:"sdp"`
+	// Session is "" for the call's session and "preview" for a ringing
+	// device's preview session with the caller.
+	Session string `json:"session,omitempty"`
 }
+
+// SessionPreview names a preview session in SDP and Candidate.
+const SessionPreview = "preview"
 
 // Sync asks the peer whether the call (the envelope's channelId) is
 // still alive on its side: messages sent while one side was disconnected
@@ -171,6 +180,7 @@ type Candidate struct {
 	Candidate     string  `json:"candidate"`
 	SDPMid        *string `json:"sdpMid,omitempty"`
 	SDPMLineIndex *uint16 `json:"sdpMLineIndex,omitempty"`
+	Session       string  `json:"session,omitempty"` // as in SDP
 }
 
 // Errors Decode wraps, so callers and tests can tell the causes apart.
@@ -299,6 +309,13 @@ func validatePayload(p any) error {
 	case *SDP:
 		if p.Kind != "offer" && p.Kind != "answer" {
 			return fmt.Errorf("sdp kind %q is neither offer nor answer", p.Kind)
+		}
+		if p.Session != "" && p.Session != SessionPreview {
+			return fmt.Errorf("sdp session %q is neither empty nor %q", p.Session, SessionPreview)
+		}
+	case *Candidate:
+		if p.Session != "" && p.Session != SessionPreview {
+			return fmt.Errorf("candidate session %q is neither empty nor %q", p.Session, SessionPreview)
 		}
 	}
 	return nil
