@@ -157,7 +157,7 @@ type call struct {
 	media       *mediaState
 	previews    map[string]*mediaState // caller: preview sessions by ringing device
 	held        *mediaState            // callee: caller's candidates kept until answering (no session)
-	syncing     bool // a sync is out and unanswered
+	syncing     bool                   // a sync is out and unanswered
 
 	// incoming
 	responding *pendingResponse

@@ -55,7 +55,7 @@ type MediaProvider interface {
 // MediaInfo is the data of a "media" event.
 type MediaInfo struct {
 	ChannelID    string          `json:"channelId"`
-	State        string          `json:"state"` // connected, firstFrame, failed, cameraFailed, stats
+	State        string          `json:"state"`             // connected, firstFrame, failed, cameraFailed, stats
 	Preview      bool            `json:"preview,omitempty"` // about a preview session
 	Reason       string          `json:"reason,omitempty"`
 	FirstFrameMs float64         `json:"firstFrameMs,omitempty"`
