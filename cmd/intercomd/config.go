@@ -61,6 +61,8 @@ type MediaConfig struct {
 	LoopbackOnly           bool          `yaml:"loopbackOnly"`
 	RecordDir              string        `yaml:"recordDir"`
 	AutoAgreeVideo         bool          `yaml:"autoAgreeVideo"`
+	// Preview shows the caller's video while this device rings.
+	Preview bool `yaml:"preview"`
 }
 
 // ICEServer is a STUN or TURN server.

@@ -95,6 +95,7 @@ func endpointConfig(cfg Config, logger *slog.Logger) (intercom.EndpointConfig, e
 			Self:            self,
 			SessionConfig:   cfg.Session.signaling(),
 			AutoAgreeVideo:  cfg.Media.AutoAgreeVideo,
+			Preview:         cfg.Media.Preview,
 			CallTimeout:     cfg.Calls.CallTimeout,
 			RingTimeout:     cfg.Calls.RingTimeout,
 			MaxCallDuration: cfg.Calls.MaxDuration,
