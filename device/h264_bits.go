@@ -1,6 +1,7 @@
 package device
 
 import (
+	"bytes"
 	"errors"
 	"math/bits"
 )
@@ -105,24 +106,25 @@ var annexBStartCode = []byte{0, 0, 0, 1}
 func appendNAL(dst []byte, header byte, rbsp []byte) []byte {
 	dst = append(dst, annexBStartCode...)
 	dst = append(dst, header)
-	zeros := 0
-	start := 0
-	for i := 0; i < len(rbsp); i++ {
-		b := rbsp[i]
-		if zeros >= 2 && b <= 3 {
-			dst = append(dst, rbsp[start:i]...)
-			dst = append(dst, 3)
-			start = i
-			zeros = 0
+	start, i := 0, 0
+	for {
+		j := bytes.Index(rbsp[i:], h264TwoZeros)
+		if j < 0 {
+			break
 		}
-		if b == 0 {
-			zeros++
+		k := i + j + 2 // the byte after two zeros
+		if k < len(rbsp) && rbsp[k] <= 3 {
+			dst = append(dst, rbsp[start:k]...)
+			dst = append(dst, 3)
+			start, i = k, k
 		} else {
-			zeros = 0
+			i = i + j + 1
 		}
 	}
 	return append(dst, rbsp[start:]...)
 }
+
+var h264TwoZeros = []byte{0, 0}
 
 // unescapeRBSP removes emulation prevention bytes from a NAL payload (the
 // bytes after the NAL header).

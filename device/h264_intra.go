@@ -225,6 +225,62 @@ func predChroma8(pred *[64]byte, mode int, nb *h264Neighbours) {
 	}
 }
 
+// sadConst is the SAD of a block against a flat prediction v.
+func sadConst(a []byte, v byte) int32 {
+	var s int32
+	for _, x := range a {
+		d := int32(x) - int32(v)
+		if d < 0 {
+			d = -d
+		}
+		s += d
+	}
+	return s
+}
+
+// sadRows is the SAD of a square block (side len(top)) against the
+// vertical prediction from top; when limited, it may stop early once the
+// sum reaches limit.
+func sadRows(a []byte, top []int32, limit int32, limited bool) int32 {
+	n := len(top)
+	var s int32
+	for y := 0; y < n; y++ {
+		row := a[y*n : y*n+n]
+		for x, v := range row {
+			d := int32(v) - top[x]
+			if d < 0 {
+				d = -d
+			}
+			s += d
+		}
+		if limited && s >= limit {
+			return s
+		}
+	}
+	return s
+}
+
+// sadCols is sadRows for the horizontal prediction from left.
+func sadCols(a []byte, left []int32, limit int32, limited bool) int32 {
+	n := len(left)
+	var s int32
+	for y := 0; y < n; y++ {
+		row := a[y*n : y*n+n]
+		l := left[y]
+		for _, v := range row {
+			d := int32(v) - l
+			if d < 0 {
+				d = -d
+			}
+			s += d
+		}
+		if limited && s >= limit {
+			return s
+		}
+	}
+	return s
+}
+
 func sad(a, b []byte) int32 {
 	var s int32
 	b = b[:len(a)]
@@ -400,20 +456,60 @@ func (c *h264MBCoder) decide(rec *h264Picture, mx, my int) h264IntraMB {
 	// Luma mode by SAD.
 	src := c.src[:256]
 	best, bestCost := -1, int32(0)
-	for mode := 0; mode < 4; mode++ {
-		if (mode == i16Vertical && !haveTop) || (mode == i16Horizontal && !haveLeft) ||
-			(mode == i16Plane && !(haveTop && haveLeft)) {
-			continue
+	// DC, vertical and horizontal are scored without building them; plane
+	// only when the others leave a residual, and stops at the first exact
+	// prediction.
+	for _, mode := range [4]int{i16Vertical, i16Horizontal, i16DC, i16Plane} {
+		var cost int32
+		switch mode {
+		case i16DC:
+			predLuma16(&c.pred[mode], mode, &nb)
+			cost = sadConst(src, c.pred[mode][0])
+		case i16Vertical:
+			if !haveTop {
+				continue
+			}
+			cost = sadRows(src, nb.top[:16], bestCost, best >= 0)
+		case i16Horizontal:
+			if !haveLeft {
+				continue
+			}
+			cost = sadCols(src, nb.left[:16], bestCost, best >= 0)
+		case i16Plane:
+			if !(haveTop && haveLeft) {
+				continue
+			}
+			predLuma16(&c.pred[mode], mode, &nb)
+			cost = sad(src, c.pred[mode][:])
 		}
-		predLuma16(&c.pred[mode], mode, &nb)
-		cost := sad(src, c.pred[mode][:])
 		if best < 0 || cost < bestCost {
 			best, bestCost = mode, cost
+			if cost == 0 {
+				break // exact prediction: nothing can be cheaper
+			}
 		}
 	}
 	m.lumaMode = best
 	pred := &c.pred[best]
+	if best == i16Vertical || best == i16Horizontal {
+		predLuma16(pred, best, &nb)
+	}
+	out := rec.y[my*16*rec.strideY+mx*16:]
+	if bestCost == 0 {
+		// No residual at all: cbp 0, zero DC levels, reconstruction = prediction.
+		c.dc = [16]int32{}
+		for y := 0; y < 16; y++ {
+			copy(out[y*rec.strideY:y*rec.strideY+16], pred[y*16:y*16+16])
+		}
+	} else {
+		c.lumaResidual(&m, src, pred, out, rec.strideY)
+	}
+	c.chroma(&m, rec, mx, my, haveTop, haveLeft)
+	return m
+}
 
+// lumaResidual transforms, quantises and reconstructs the luma residual.
+func (c *h264MBCoder) lumaResidual(m *h264IntraMB, src []byte, pred *[256]byte, out []byte, stride int) {
 	// Transform and quantise the 16 blocks.
 	lq := &c.lq
 	for b := 0; b < 16; b++ {
@@ -421,9 +517,8 @@ func (c *h264MBCoder) decide(rec *h264Picture, mx, my int) h264IntraMB {
 		blk := &c.coef[b]
 		for y := 0; y < 4; y++ {
 			o := (by+y)*16 + bx
-			for x := 0; x < 4; x++ {
-				blk[y*4+x] = int32(src[o+x]) - int32(pred[o+x])
-			}
+			s, p, d := src[o:o+4], pred[o:o+4], blk[y*4:y*4+4]
+			d[0], d[1], d[2], d[3] = int32(s[0])-int32(p[0]), int32(s[1])-int32(p[1]), int32(s[2])-int32(p[2]), int32(s[3])-int32(p[3])
 		}
 		fdct4(blk)
 		c.dc[b] = blk[0]
@@ -444,7 +539,6 @@ func (c *h264MBCoder) decide(rec *h264Picture, mx, my int) h264IntraMB {
 	// Reconstruct luma.
 	var dcY [16]int32 = c.dc
 	lq.lumaDCDequant(&dcY)
-	out := rec.y[my*16*rec.strideY+mx*16:]
 	for b := 0; b < 16; b++ {
 		bx, by := (b&3)*4, (b>>2)*4
 		var d [16]int32
@@ -463,36 +557,65 @@ func (c *h264MBCoder) decide(rec *h264Picture, mx, my int) h264IntraMB {
 			idct4(&d)
 		}
 		for y := 0; y < 4; y++ {
-			row := out[(by+y)*rec.strideY+bx:]
-			o := (by+y)*16 + bx
-			for x := 0; x < 4; x++ {
-				row[x] = clip255(int32(pred[o+x]) + d[y*4+x])
+			row := out[(by+y)*stride+bx : (by+y)*stride+bx+4]
+			p := pred[(by+y)*16+bx : (by+y)*16+bx+4]
+			dr := d[y*4 : y*4+4]
+			for x := range row {
+				row[x] = clip255(int32(p[x]) + dr[x])
 			}
 		}
 	}
+}
 
-	// Chroma: one mode for both components, by SAD.
+// chroma chooses the chroma mode, codes and reconstructs both components.
+func (c *h264MBCoder) chroma(m *h264IntraMB, rec *h264Picture, mx, my int, haveTop, haveLeft bool) {
 	var nbC [2]h264Neighbours
 	planes := [2][]byte{rec.cb, rec.cr}
 	for k := 0; k < 2; k++ {
 		nbC[k].load(planes[k], rec.strideC, mx*8, my*8, 8, haveTop, haveLeft)
 	}
-	best, bestCost = -1, 0
-	for mode := 0; mode < 4; mode++ {
+	best, bestCost := -1, int32(0)
+	for _, mode := range [4]int{chromaDC, chromaVertical, chromaHorizontal, chromaPlane} {
 		if (mode == chromaHorizontal && !haveLeft) || (mode == chromaVertical && !haveTop) ||
 			(mode == chromaPlane && !(haveTop && haveLeft)) {
 			continue
 		}
 		var cost int32
 		for k := 0; k < 2; k++ {
-			predChroma8(&c.predC[mode][k], mode, &nbC[k])
-			cost += sad(c.src[256+64*k:320+64*k], c.predC[mode][k][:])
+			src := c.src[256+64*k : 320+64*k]
+			switch mode {
+			case chromaVertical:
+				cost += sadRows(src, nbC[k].top[:8], 0, false)
+			case chromaHorizontal:
+				cost += sadCols(src, nbC[k].left[:8], 0, false)
+			default:
+				predChroma8(&c.predC[mode][k], mode, &nbC[k])
+				cost += sad(src, c.predC[mode][k][:])
+			}
 		}
 		if best < 0 || cost < bestCost {
 			best, bestCost = mode, cost
+			if cost == 0 {
+				break
+			}
 		}
 	}
 	m.chromaMode = best
+	if best == chromaVertical || best == chromaHorizontal {
+		for k := 0; k < 2; k++ {
+			predChroma8(&c.predC[best][k], best, &nbC[k])
+		}
+	}
+	if bestCost == 0 {
+		c.dcC = [2][4]int32{}
+		for k := 0; k < 2; k++ {
+			out := planes[k][my*8*rec.strideC+mx*8:]
+			for y := 0; y < 8; y++ {
+				copy(out[y*rec.strideC:y*rec.strideC+8], c.predC[best][k][y*8:y*8+8])
+			}
+		}
+		return
+	}
 	cq := &c.cq
 	anyDC, anyAC := false, false
 	for k := 0; k < 2; k++ {
@@ -549,15 +672,15 @@ func (c *h264MBCoder) decide(rec *h264Picture, mx, my int) h264IntraMB {
 				idct4(&d)
 			}
 			for y := 0; y < 4; y++ {
-				row := out[(by+y)*rec.strideC+bx:]
-				o := (by+y)*8 + bx
-				for x := 0; x < 4; x++ {
-					row[x] = clip255(int32(predC[o+x]) + d[y*4+x])
+				row := out[(by+y)*rec.strideC+bx : (by+y)*rec.strideC+bx+4]
+				p := predC[(by+y)*8+bx : (by+y)*8+bx+4]
+				dr := d[y*4 : y*4+4]
+				for x := range row {
+					row[x] = clip255(int32(p[x]) + dr[x])
 				}
 			}
 		}
 	}
-	return m
 }
 
 // write emits macroblock_layer() of a decided Intra_16x16 macroblock
