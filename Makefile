@@ -101,3 +101,30 @@ test-hw:
 		CGO_ENABLED=0 GOARCH=$$a GOFLAGS=-mod=mod $(GO) test -count=1 -p 1 -timeout 15m \
 			-exec "$(CURDIR)/$(VM_RIG) run" $(HW_PKGS); \
 	done
+
+# --- web ---
+# The browser SDK and the indoor-unit page (web/, see web/README.md). The
+# bundle web/bundle/netcall.js is committed (go:embed needs it in every Go
+# build); `make web` rebuilds it with the pinned esbuild (npm ci in web/).
+# test-web installs Debian's chromium when missing, checks the committed
+# bundle is current, and runs the SDK's node unit tests and the Playwright
+# end-to-end suite against `bin/intercomd demo -stay` (started and stopped
+# by the suite itself).
+NPM      ?= npm
+WEB_OUT  ?= web/test-output
+
+.PHONY: web test-web
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	cd web && $(NPM) ci --no-audit --no-fund
+
+web: web/node_modules/.package-lock.json
+	cd web && node build.mjs
+
+test-web: build
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	cd web && $(NPM) ci --no-audit --no-fund
+	cd web && node build.mjs --check
+	$(GO) test -count=1 ./web/...
+	$(GO) build -o $(WEB_OUT)/bin/intercom-web ./web/cmd/intercom-web
+	cd web && node --test test/unit/
+	cd web && node --test --test-concurrency=1 --test-timeout=180000 test/e2e/

@@ -1,4 +1,4 @@
-// Bundles the SDK (sdk/netcall.js + MQTT.js) into dist/netcall.js, one ES
+// Bundles the SDK (sdk/netcall.js + MQTT.js) into bundle/netcall.js, one ES
 // module for browsers, with the pinned esbuild. `node build.mjs --check`
 // fails when the committed bundle differs from a fresh build.
 import { build } from 'esbuild';
@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const outfile = join(here, 'dist', 'netcall.js');
+const outfile = join(here, 'bundle', 'netcall.js');
 
 const result = await build({
   entryPoints: [join(here, 'sdk', 'netcall.js')],
@@ -26,10 +26,10 @@ const code = result.outputFiles[0].contents;
 if (process.argv.includes('--check')) {
   const old = await readFile(outfile).catch(() => Buffer.alloc(0));
   if (!Buffer.from(code).equals(old)) {
-    console.error('web/dist/netcall.js is out of date: run `make web` and commit it');
+    console.error('web/bundle/netcall.js is out of date: run `make web` and commit it');
     process.exit(1);
   }
-  console.log('web/dist/netcall.js is up to date');
+  console.log('web/bundle/netcall.js is up to date');
 } else {
   await mkdir(dirname(outfile), { recursive: true });
   await writeFile(outfile, code);

@@ -1,5 +1,5 @@
 // Package web serves the indoor-unit page and the browser SDK bundle
-// (web/page, web/dist/netcall.js, embedded) on an optional HTTP(S)
+// (web/page, web/bundle/netcall.js, embedded) on an optional HTTP(S)
 // listener. The page talks to the broker's MQTT-over-WebSocket listener
 // directly; /config.json tells it where that is.
 package web
@@ -21,7 +21,7 @@ import (
 	"time"
 )
 
-//go:embed page dist/netcall.js
+//go:embed page bundle/netcall.js
 var files embed.FS
 
 // DefaultListen is the listen address when Config.Listen is empty:
@@ -145,7 +145,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /config.json", s.serveConfig)
 	mux.HandleFunc("GET /netcall.js", func(w http.ResponseWriter, r *http.Request) {
-		serveFile(w, r, files, "dist/netcall.js")
+		serveFile(w, r, files, "bundle/netcall.js")
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		serveFile(w, r, page, "index.html")

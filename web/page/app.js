@@ -124,6 +124,7 @@ function wire(n) {
   n.on('remoteTrack', (obj) => {
     n.startDevice({ type: Netcall.DEVICE_TYPE_AUDIO_OUT_CHAT }).catch(() => {});
     n.startRemoteStream({ account: obj.account, node: $('remote') });
+    n.setVideoViewRemoteSize({ account: obj.account, cut: false }); // the whole door picture
   });
   n.on('control', (obj) => {
     if (obj.command === Netcall.NETCALL_CONTROL_COMMAND_SWITCH_AUDIO_TO_VIDEO) {
@@ -131,10 +132,9 @@ function wire(n) {
     }
   });
   n.on('hangup', (obj) => {
-    if (!beCalledInfo || beCalledInfo.channelId === obj.channelId || app.dataset.screen !== 'incoming') {
-      if (obj.type !== 0) toast(`Call ended (${obj.reason || 'error'})`);
-      endCall();
-    }
+    if (beCalledInfo && beCalledInfo.channelId !== obj.channelId) return; // not the call on screen
+    if (obj.type !== 0) toast(`Call ended (${obj.reason || 'error'})`);
+    endCall();
   });
 }
 

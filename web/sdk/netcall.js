@@ -105,6 +105,7 @@ export class Netcall extends Emitter {
     this.localSize = null;
     this.remoteSize = null;
     this.upgradeRequested = false;
+    this.pendingTracks = []; // remote tracks that arrived before the call was connected
     this.connectedOnce = new Promise((resolve) => { this.resolveConnected = resolve; });
     if (o.autoConnect !== false) this.connect();
   }
@@ -171,23 +172,24 @@ export class Netcall extends Emitter {
     let offer;
     try {
       session = this.newSession(type, holder, true);
+      this.media = holder.media = { channelId: null, session };
       offer = await session.createOffer();
     } catch (e) {
       this.log.warn?.('netcall: no media for this call', e);
-      session?.close();
+      this.dropSession(session);
       session = null;
     }
     let res;
     try {
       res = this.engine.startCall({ type, account, pushConfig: cleanPush(pushConfig), sessionConfig, offer });
     } catch (e) {
-      session?.close();
+      this.dropSession(session);
       throw e;
     }
     this.sessionConfig = sessionConfig;
     holder.channelId = res.channelId;
     if (session) {
-      this.media = { channelId: res.channelId, session };
+      this.media.channelId = res.channelId;
       session.startTrickle();
     }
     return res;
@@ -211,22 +213,22 @@ export class Netcall extends Emitter {
       const holder = { channelId };
       try {
         session = this.newSession(c.callType, holder);
+        this.media = { channelId, session };
         answer = await session.acceptOffer(offer);
       } catch (e) {
         this.log.warn?.('netcall: cannot answer the offer; answering without media', e);
-        session?.close();
+        this.dropSession(session);
         session = null;
         answer = undefined;
       }
       try {
         this.engine.checkResponse(channelId);
       } catch (e) {
-        session?.close();
+        this.dropSession(session);
         throw e;
       }
     }
     this.sessionConfig = sessionConfig;
-    if (session) this.media = { channelId, session };
     const done = this.engine.respond(channelId, true, { answer });
     session?.startTrickle();
     return done;
@@ -406,6 +408,7 @@ export class Netcall extends Emitter {
     }
     if (name === 'callAccepted' || name === 'hangup' || name === 'callRejected') this.upgradeRequested = false;
     if (APP_EVENTS.includes(name)) this.emit(name, { ...data });
+    if (name === 'callAccepted') this.flushRemoteTracks();
     if (name === 'beCalling' && data.autoAccept) {
       // Glare: our own call was the one to go; answer theirs at once.
       this.response({ accepted: true, beCalledInfo: data }).catch((e) => this.log.warn?.('netcall: glare answer failed', e));
@@ -466,6 +469,13 @@ export class Netcall extends Emitter {
     };
   }
 
+  /** Closes a session that never became the call's. */
+  dropSession(session) {
+    if (!session) return;
+    if (this.media?.session === session) this.media = null;
+    session.close();
+  }
+
   newSession(callType, holder, outgoing = this.engine.current()?.direction === 'outgoing') {
     const s = new MediaSession({
       callType, outgoing, rtcConfig: this.rtcConfig, log: this.log,
@@ -479,11 +489,20 @@ export class Netcall extends Emitter {
     return s;
   }
 
+  /** A remote track; reported (remoteTrack) once the call is connected. */
   onRemoteTrack(track, stream) {
-    const peer = this.engine.state.peer || {};
     this.refreshViews();
     if (this.views.chat && this.views.chat.srcObject !== stream) this.views.chat.srcObject = stream;
-    this.emit('remoteTrack', { account: peer.account, device: peer.device, kind: track.kind, track, stream });
+    this.pendingTracks.push({ track, stream });
+    if (this.callAccepted) this.flushRemoteTracks();
+  }
+
+  flushRemoteTracks() {
+    const peer = this.engine.state.peer || {};
+    for (const { track, stream } of this.pendingTracks.splice(0)) {
+      if (track.readyState === 'ended') continue;
+      this.emit('remoteTrack', { account: peer.account, device: peer.device, kind: track.kind, track, stream });
+    }
   }
 
   onMediaState(channelId, state) {
@@ -561,6 +580,7 @@ export class Netcall extends Emitter {
 
   /** After a call: the SDK's own clean-up (the seed: hangup() cleans everything). */
   cleanupCall() {
+    this.pendingTracks = [];
     if (this.media) {
       this.media.session.close();
       this.media = null;
