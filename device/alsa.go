@@ -26,11 +26,11 @@ type ALSAConfig struct {
 	Volume int `yaml:"volume"`
 	// CardRate opens the card at this rate and resamples to/from the
 	// call's rate (0: use the call's rate when the card can).
-	CardRate int `yaml:"card_rate"`
+	CardRate int `yaml:"cardRate"`
 	// PeriodMs is the period length (default 20); BufferPeriods the ring
 	// size in periods (default 6; more survives scheduling stalls).
-	PeriodMs      int `yaml:"period_ms"`
-	BufferPeriods int `yaml:"buffer_periods"`
+	PeriodMs      int `yaml:"periodMs"`
+	BufferPeriods int `yaml:"bufferPeriods"`
 }
 
 // ParseALSADevice resolves an ALSA hw device name to card and device numbers
@@ -167,7 +167,7 @@ func (a *alsaStream) start(f AudioFormat) error {
 		kind = "capture"
 	}
 	a.log.Info("alsa started", "device", a.cfg.Device, "path", path, "dir", kind,
-		"rate", f.SampleRate, "card_rate", pcm.rate, "channels", f.Channels, "card_channels", pcm.chans,
+		"rate", f.SampleRate, "cardRate", pcm.rate, "channels", f.Channels, "card_channels", pcm.chans,
 		"period", pcm.period, "buffer", pcm.buffer)
 	return nil
 }

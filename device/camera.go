@@ -20,7 +20,7 @@ import (
 //	camera:
 //	  device: /dev/v4l/by-id/usb-046d_HD_Pro_Webcam_C920-video-index0  # or a card name, or /dev/video0
 //	  formats: [H264, YUYV, NV12, I420, MJPG]   # preference order (this is the default)
-//	  keep_warm: false
+//	  keepWarm: false
 type CameraConfig struct {
 	// Device is a path (/dev/video0, /dev/v4l/by-id/...) or a card name as
 	// VIDIOC_QUERYCAP reports it ("vivid", "HD Pro Webcam C920"; exact
@@ -35,7 +35,7 @@ type CameraConfig struct {
 	FPS    int `yaml:"fps"`
 	// KeepWarm keeps the camera streaming between calls (Stop only pauses
 	// delivery), for a faster first frame at the cost of power.
-	KeepWarm bool `yaml:"keep_warm"`
+	KeepWarm bool `yaml:"keepWarm"`
 	// Buffers is the number of capture buffers (default 4).
 	Buffers int `yaml:"buffers"`
 }

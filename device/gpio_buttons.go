@@ -18,15 +18,15 @@ import (
 //	  - name: call-flat1
 //	    chip: pinctrl-bcm2711   # label, gpiochipN or /dev/gpiochipN; empty: find line by name
 //	    line: "17"              # offset, or a line name such as GPIO17
-//	    active_low: true        # pressed = line low (button to GND)
+//	    activeLow: true        # pressed = line low (button to GND)
 //	    bias: pull-up
 //	    debounce: 30ms
-//	    long_press: 1.5s
+//	    longPress: 1.5s
 type ButtonConfig struct {
 	Name      string `yaml:"name"`
 	Chip      string `yaml:"chip"`
 	Line      string `yaml:"line"`
-	ActiveLow bool   `yaml:"active_low"`
+	ActiveLow bool   `yaml:"activeLow"`
 	// Bias: pull-up, pull-down, disabled, or as-is (default: leave it).
 	Bias string `yaml:"bias"`
 	// Debounce period (default 30ms; negative disables debouncing).
@@ -34,10 +34,10 @@ type ButtonConfig struct {
 	// SoftwareDebounce debounces in intercomd instead of asking the kernel.
 	// The kernel is asked first by default and intercomd falls back to its
 	// own debouncing when the kernel refuses (uAPI v1, old kernels).
-	SoftwareDebounce bool `yaml:"software_debounce"`
+	SoftwareDebounce bool `yaml:"softwareDebounce"`
 	// LongPress is how long a button must be held to be a long press
 	// (default 1.5s; negative: never a long press).
-	LongPress time.Duration `yaml:"long_press"`
+	LongPress time.Duration `yaml:"longPress"`
 }
 
 func (c ButtonConfig) debounce() time.Duration {
@@ -180,7 +180,7 @@ func (b *GPIOButtons) add(idx int, cfg ButtonConfig) error {
 	b.lines = append(b.lines, line)
 	b.trackers = append(b.trackers, newPressTracker(cfg.Name, soft, cfg.longPress(), initial == 1))
 	b.log.Info("gpio: button ready", "button", cfg.Name, "line", ref.String(),
-		"active_low", cfg.ActiveLow, "bias", cfg.Bias, "software_debounce", soft, "pressed", initial == 1)
+		"activeLow", cfg.ActiveLow, "bias", cfg.Bias, "softwareDebounce", soft, "pressed", initial == 1)
 	return nil
 }
 

@@ -15,13 +15,13 @@ import (
 //	  - name: door-relay
 //	    chip: pinctrl-bcm2711
 //	    line: "27"
-//	    active_low: false   # true for relay boards that switch on a low input
+//	    activeLow: false   # true for relay boards that switch on a low input
 //	    drive: push-pull    # or open-drain / open-source
 type OutputConfig struct {
 	Name      string `yaml:"name"`
 	Chip      string `yaml:"chip"`
 	Line      string `yaml:"line"`
-	ActiveLow bool   `yaml:"active_low"`
+	ActiveLow bool   `yaml:"activeLow"`
 	Drive     string `yaml:"drive"`
 }
 
@@ -66,7 +66,7 @@ func NewGPIOOutput(cfg OutputConfig, opts ...GPIOOption) (*GPIOOutput, error) {
 	if err != nil {
 		return nil, fmt.Errorf("output %q: request %s: %w", cfg.Name, ref, err)
 	}
-	o.log.Info("gpio: output ready (off)", "output", cfg.Name, "line", ref.String(), "active_low", cfg.ActiveLow)
+	o.log.Info("gpio: output ready (off)", "output", cfg.Name, "line", ref.String(), "activeLow", cfg.ActiveLow)
 	return &GPIOOutput{name: cfg.Name, ref: ref, log: o.log, line: line}, nil
 }
 
