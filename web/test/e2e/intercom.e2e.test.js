@@ -173,3 +173,21 @@ test('4: busy — a page in a call refuses a second invite; BUSY and the reject 
   await bothBills(first.data.channelId, ['door/entrance', 'flat2/phone']);
   await page.close();
 });
+
+test('upgrade: an audio call to the door becomes video (control 5 → 6, sdp offer/answer)', { timeout: 90_000 }, async () => {
+  const page = await openPage(stack, 'flat2', 'phone');
+  const channelId = await page.evaluate(async () => (await window.netcall.call({ type: 1, account: 'door' })).channelId);
+  await waitFor(() => stack.observer.events('door/entrance', 'beCalling').some((e) => e.channelId === channelId), { what: 'the door ringing' });
+  await intercomctl(stack, 'door/entrance', 'answer');
+  await waitScreen(page, 'call');
+  await waitFor(async () => (await pageStats(page)).audioPacketsReceived > 10, { what: 'audio from the door' });
+  assert.equal((await pageStats(page)).framesDecoded, 0, 'no video before the upgrade');
+  await page.evaluate(() => window.netcall.switchAudioToVideo());
+  await waitFor(() => stack.observer.events('flat2/phone', 'control').some((c) => c.channelId === channelId && c.command === 6),
+    { what: 'the door agreeing (control 6)' });
+  await videoFlows(page);
+  await page.click('#hangup');
+  const bills = await bothBills(channelId, ['door/entrance', 'flat2/phone']);
+  assert.equal(billOf(bills, 'door/entrance').netcallType, 2, 'the bill records the upgraded call type');
+  await page.close();
+});
