@@ -781,3 +781,102 @@ func TestH264LossyDecoderReadsPCM(t *testing.T) {
 		}
 	}
 }
+
+func TestH264EncoderOptions(t *testing.T) {
+	for _, qp := range []int{-1, 52} {
+		if _, err := NewH264Encoder(64, 48, 15, H264EncoderOptions{QP: qp}); err == nil {
+			t.Errorf("QP %d accepted", qp)
+		}
+	}
+	enc, err := NewH264Encoder(64, 48, 15, H264EncoderOptions{})
+	if err != nil || enc.QP() != H264DefaultQP || enc.Lossless() {
+		t.Fatalf("defaults: qp %d lossless %v %v", enc.QP(), enc.Lossless(), err)
+	}
+	if pcm, _ := NewH264PCMEncoder(64, 48, 15); !pcm.Lossless() {
+		t.Fatal("NewH264PCMEncoder is not lossless")
+	}
+	// The PPS carries the QP, slices a zero delta.
+	enc, _ = NewH264Encoder(64, 48, 15, H264EncoderOptions{QP: 33})
+	au, _, _ := enc.Encode(nil, NewI420Frame(64, 48), false)
+	dec := &lossyTestDecoder{lastIDRID: -1}
+	if _, _, err := dec.decodeAU(au); err != nil || dec.initQP != 33 {
+		t.Fatalf("PPS QP %d (%v)", dec.initQP, err)
+	}
+}
+
+// An unchanged picture is one skip run; a change below the threshold
+// (against the reconstruction) is skipped too; a real change is coded, and
+// only in the macroblocks it touches.
+func TestH264LossySkipsAndThreshold(t *testing.T) {
+	enc, err := NewH264Encoder(64, 48, 15, H264EncoderOptions{ChangeThreshold: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Flat content is reconstructed exactly, so the reference equals the
+	// source and only the nudges below count.
+	f := NewI420Frame(64, 48)
+	for i := range f.Y {
+		f.Y[i] = 100
+	}
+	dec := &lossyTestDecoder{lastIDRID: -1}
+	encode := func(f *I420Frame) lossyAUStats {
+		t.Helper()
+		au, _, err := enc.Encode(nil, f, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, st, err := dec.decodeAU(au)
+		if err != nil || !framesEqual(got, enc.Reconstruction()) {
+			t.Fatalf("decode: %v", err)
+		}
+		return st
+	}
+	encode(f)
+	if st := encode(f); st.skipped != 12 || st.intra != 0 {
+		t.Fatalf("unchanged picture: %+v", st)
+	}
+	// Nudge one sample to within 4 of the reconstruction: skipped.
+	g := NewI420Frame(64, 48)
+	g.copyFrom(f)
+	rec := enc.Reconstruction()
+	g.Y[20*64+40] = rec.Y[20*64+40] + 3
+	if g.Y[20*64+40] == f.Y[20*64+40] {
+		g.Y[20*64+40] = rec.Y[20*64+40] - 3
+	}
+	if st := encode(g); st.intra != 0 {
+		t.Fatalf("sub-threshold change coded: %+v", st)
+	}
+	// A bright square across macroblocks (1,0) and (2,0) in luma: two coded.
+	h := NewI420Frame(64, 48)
+	h.copyFrom(g)
+	for y := 2; y < 6; y++ {
+		for x := 28; x < 36; x++ {
+			h.Y[y*64+x] = rec.Y[y*64+x] ^ 0x80
+		}
+	}
+	if st := encode(h); st.intra != 2 || st.skipped != 10 {
+		t.Fatalf("two changed macroblocks: %+v", st)
+	}
+}
+
+// TestH264LossyQualityTable logs size and PSNR of the 640x480 pattern IDR
+// per QP and checks they move the right way.
+func TestH264LossyQualityTable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	prevSize, prevPSNR := 1<<30, math.Inf(1)
+	for _, qp := range []int{16, 22, 26, 28, 32, 38} {
+		src, rec, aus := encodeLossySequence(t, 640, 480, 16, H264EncoderOptions{QP: qp}, nil)
+		p := 0
+		for _, au := range aus[1:] {
+			p += len(au)
+		}
+		q := psnrI420(rec[0], src[0])
+		t.Logf("QP %d: IDR %d bytes, P %d bytes avg, IDR PSNR %.2f dB, last P PSNR %.2f dB", qp, len(aus[0]), p/(len(aus)-1), q, psnrI420(rec[15], src[15]))
+		if len(aus[0]) > prevSize || q > prevPSNR {
+			t.Errorf("QP %d: size %d / PSNR %.2f not monotonic", qp, len(aus[0]), q)
+		}
+		prevSize, prevPSNR = len(aus[0]), q
+	}
+}
