@@ -880,3 +880,59 @@ func TestH264LossyQualityTable(t *testing.T) {
 		prevSize, prevPSNR = len(aus[0]), q
 	}
 }
+
+// Random blocks through cavlcBlock and back through readResidual, for every
+// block size, nC table and level range up to the Baseline limit (so the
+// level_prefix 14 and 15 escapes and all suffix lengths are exercised).
+func TestCAVLCBlockRoundTrip(t *testing.T) {
+	rng := rand.New(rand.NewSource(9))
+	var w h264BitWriter
+	type blk struct {
+		coef []int32
+		nC   int
+	}
+	var blocks []blk
+	for i := 0; i < 20000; i++ {
+		n := []int{16, 15, 4}[rng.Intn(3)]
+		nC := rng.Intn(17)
+		if n == 4 {
+			nC = -1
+		}
+		coef := make([]int32, n)
+		density := rng.Intn(n + 1)
+		big := []int32{1, 2, 4, 16, 100, h264MaxLevel}[rng.Intn(6)]
+		for j := 0; j < density; j++ {
+			v := int32(rng.Intn(int(big))) + 1
+			if rng.Intn(2) == 0 {
+				v = -v
+			}
+			coef[rng.Intn(n)] = v
+		}
+		w.cavlcBlock(coef, nC)
+		blocks = append(blocks, blk{coef, nC})
+	}
+	w.trailing()
+	r := &h264BitReader{p: w.buf}
+	got := make([]int32, 16)
+	for i, b := range blocks {
+		total, err := readResidual(r, got[:len(b.coef)], b.nC)
+		if err != nil {
+			t.Fatalf("block %d (nC %d, %v): %v", i, b.nC, b.coef, err)
+		}
+		nz := 0
+		for j, v := range b.coef {
+			if got[j] != v {
+				t.Fatalf("block %d (nC %d): got %v want %v", i, b.nC, got[:len(b.coef)], b.coef)
+			}
+			if v != 0 {
+				nz++
+			}
+		}
+		if total != nz {
+			t.Fatalf("block %d: TotalCoeff %d, want %d", i, total, nz)
+		}
+	}
+	if r.moreRBSPData() {
+		t.Fatal("bits left over")
+	}
+}
