@@ -33,7 +33,16 @@ func (ep *Endpoint) handleRequest(req signaling.Request) {
 		defer ep.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 		defer cancel()
-		data, err := ep.Engine.Do(ctx, req)
+		var data json.RawMessage
+		var err error
+		if cmd := ep.cfg.Commands[req.Action]; cmd != nil {
+			var result any
+			if result, err = cmd(ctx, req); err == nil && result != nil {
+				data, err = json.Marshal(result)
+			}
+		} else {
+			data, err = ep.Engine.Do(ctx, req)
+		}
 		resp := signaling.CommandResponse{Transaction: req.Transaction, Status: "ok", Data: data}
 		if err != nil {
 			resp.Status = "error"

@@ -21,6 +21,9 @@ type EndpointConfig struct {
 	// every connect, under DiscoveryPrefix (default "homeassistant").
 	HomeAssistant   bool
 	DiscoveryPrefix string
+	// Commands adds request actions beyond the engine's (the daemon's
+	// "press" and "unlock"); they run like the built-in ones.
+	Commands map[string]func(ctx context.Context, req signaling.Request) (any, error)
 	// WrapBills, if set, wraps the client as the outbox's publisher (tests
 	// gate it; a deployment could mirror bills elsewhere).
 	WrapBills func(signaling.BillPublisher) signaling.BillPublisher

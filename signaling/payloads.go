@@ -44,7 +44,7 @@ type Event struct {
 // echoed in the Response so a client can match them (as Zigbee2MQTT does).
 type Request struct {
 	Transaction string `json:"transaction,omitempty"`
-	Action      string `json:"action"` // call, answer, reject, hangup, control, status
+	Action      string `json:"action"` // call, answer, reject, hangup, control, status, press, unlock
 	Account     string `json:"account,omitempty"`
 	Type        int    `json:"type,omitempty"`
 	Command     int    `json:"command,omitempty"`
@@ -52,6 +52,9 @@ type Request struct {
 	// ForceKeepCalling and Custom map to the invite's pushConfig.
 	ForceKeepCalling bool   `json:"forceKeepCalling,omitempty"`
 	Custom           string `json:"custom,omitempty"`
+	// Button and Long are for "press": act as if that button was pressed.
+	Button string `json:"button,omitempty"`
+	Long   bool   `json:"long,omitempty"`
 }
 
 // CommandResponse answers one Request on the device's response topic.

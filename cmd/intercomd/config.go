@@ -25,6 +25,10 @@ type Config struct {
 	Calls    CallsConfig  `yaml:"calls"`
 	Media    MediaConfig  `yaml:"media"`
 	Session  SessionConf  `yaml:"session"`
+	Video    VideoConf    `yaml:"video"`
+	Audio    AudioConf    `yaml:"audio"`
+	Buttons  ButtonsConf  `yaml:"buttons"`
+	Outputs  OutputsConf  `yaml:"outputs"`
 	State    StateConfig  `yaml:"state"`
 	Log      LogConfig    `yaml:"log"`
 }
@@ -237,6 +241,7 @@ func (c *Config) validate() error {
 	if (c.Session.RecordAudio || c.Session.RecordVideo) && c.Media.RecordDir == "" {
 		bad("media.recordDir", "is empty but session.recordAudio/recordVideo asks for recordings")
 	}
+	c.validateDevices(bad)
 	if c.State.OutboxDir == "" {
 		bad("state.outboxDir", "is empty: bills need a durable directory")
 	}

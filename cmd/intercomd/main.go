@@ -151,10 +151,26 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		defer devs.Close()
 		epCfg.Engine.Media = &intercom.PionMedia{Engine: me, Devices: devs.forCall, SendVideo: devs.sendsVideo(), RecordDir: cfg.Media.RecordDir}
 	}
+	var pan *panel
+	epCfg.Commands = map[string]func(context.Context, signaling.Request) (any, error){
+		"press": func(ctx context.Context, req signaling.Request) (any, error) {
+			return nil, pan.Press(ctx, req.Button, req.Long)
+		},
+		"unlock": func(ctx context.Context, _ signaling.Request) (any, error) { return nil, pan.Unlock(ctx) },
+	}
 	ep, err := intercom.NewEndpoint(epCfg)
 	if err != nil {
 		return err
 	}
+	if pan, err = openPanel(cfg, ep.Engine, logger); err != nil {
+		return err
+	}
+	pan.stdin = os.Stdin
+	defer pan.Close()
+	panelCtx, stopPanel := context.WithCancel(ctx)
+	panelDone := make(chan struct{})
+	go func() { defer close(panelDone); pan.Run(panelCtx) }()
+	defer func() { stopPanel(); <-panelDone }()
 	runErr := make(chan error, 1)
 	go func() { runErr <- ep.Run(ctx) }()
 
