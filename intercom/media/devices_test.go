@@ -44,7 +44,7 @@ func TestTestPatternAndToneEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Skip("no ffmpeg to decode the recording")
 	}
-	path := filepath.Join(dir, indoor.s.ID()+"-remote.h264")
+	path := filepath.Join(dir, indoor.s.ID()+".mkv")
 	out, err := exec.Command(ffmpeg, "-v", "error", "-i", path, "-f", "null", "-").CombinedOutput()
 	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
 		t.Fatalf("ffmpeg could not decode the received stream cleanly: %v\n%s", err, out)
@@ -70,7 +70,7 @@ func TestTestPatternAndToneEndToEnd(t *testing.T) {
 func TestLargeKeyframesArePaced(t *testing.T) {
 	e := testEngine(t)
 	door := newEndpoint(t, e, "door", SessionOptions{CallType: CallTypeVideo, SendVideo: true,
-		Video: device.VideoConfig{Width: 640, Height: 480, FPS: 15}}, Devices{Video: &device.TestPattern{Logger: testLogger()}})
+		Video: device.VideoConfig{Width: 640, Height: 480, FPS: 15}}, Devices{Video: &device.TestPattern{Logger: testLogger(), Lossless: true}}) // I_PCM: ~460 kB keyframes
 	indoor := newEndpoint(t, e, "indoor", SessionOptions{CallType: CallTypeVideo}, Devices{})
 	c := connect(t, door, indoor)
 	defer c.close(t)
