@@ -61,7 +61,7 @@ function signIn() {
   };
   $('signin-error').textContent = '';
   try {
-    netcall = new Netcall({ ...settings, onmsg: onMessage });
+    netcall = new Netcall({ ...settings, preview: true, onmsg: onMessage });
   } catch (e) {
     $('signin-error').textContent = e.event?.message || e.message;
     return;
@@ -105,6 +105,13 @@ function wire(n) {
     $('caller-initial').textContent = (obj.account || '?')[0];
     $('incoming-kind').textContent = obj.type === Netcall.NETCALL_TYPE_VIDEO ? 'Video call' : 'Audio call';
     show('incoming');
+  });
+  n.on('preview', (obj) => {
+    // The door's picture while ringing (audio stays off until answered).
+    if (obj.kind === 'video' && beCalledInfo?.channelId === obj.channelId) {
+      n.startRemoteStream({ account: obj.account, node: $('preview') });
+      n.setVideoViewRemoteSize({ account: obj.account, cut: false });
+    }
   });
   n.on('callerAckSync', (obj) => {
     if (beCalledInfo && obj.channelId === beCalledInfo.channelId) {

@@ -12,7 +12,7 @@ import {
   NETCALL_CONTROL_COMMAND_BUSY as CMD_BUSY,
   NETCALL_CONTROL_COMMAND_START_NOTIFY_RECEIVED as CMD_START_NOTIFY_RECEIVED,
 } from './constants.js';
-import { nameError, newChannelId, ONLINE, OFFLINE, randomHex, sameAddress } from './protocol.js';
+import { nameError, newChannelId, ONLINE, OFFLINE, PREVIEW, randomHex, sameAddress } from './protocol.js';
 
 export const DEFAULT_TIMEOUTS = {
   callTimeout: 30_000, // caller gives up (the seed's 30 s)
@@ -266,7 +266,7 @@ export class Engine {
    * (responseAck ok); rejects with 9103 (another device won), 9102 (gone) or
    * 9003 (no confirmation in time). `answer` is our SDP answer.
    */
-  respond(channelId, accepted, { reason, answer } = {}) {
+  respond(channelId, accepted, { reason, answer, preview } = {}) {
     let c;
     try {
       c = this.checkResponse(channelId);
@@ -279,7 +279,9 @@ export class Engine {
       p.timer = this.after(c, this.cfg.responseTimeout, () => this.onResponseTimeout(c, p));
       c.responding = p;
       if (accepted && answer) this.applyRemote(c, c.peer.device);
-      this.send(c.peer, 'response', c.channel, { accepted, reason, clientType: this.clientType, answer: answer || undefined });
+      this.send(c.peer, 'response', c.channel, {
+        accepted, reason, clientType: this.clientType, answer: answer || undefined, preview: (accepted && preview) || undefined,
+      });
     });
   }
 
@@ -338,11 +340,16 @@ export class Engine {
     this.send(to, 'candidate', c.channel, cand);
   }
 
-  /** Sends a renegotiation offer/answer to the peer of the current call. */
+  /**
+   * Sends an offer/answer to the peer of the current call: renegotiation in
+   * a call, or (session 'preview') a ringing device's preview offer.
+   */
   sendSDP(channelId, sdp) {
     const c = this.call;
-    if (!c || c.channel !== channelId || c.state !== IN_CALL) return;
-    this.send(c.peer, 'sdp', c.channel, { kind: sdp.kind, sdp: sdp.sdp });
+    if (!c || c.channel !== channelId) return;
+    const preview = sdp.session === PREVIEW && c.dir === IN && (c.state === RINGING || c.state === IN_CALL);
+    if (!preview && c.state !== IN_CALL) return;
+    this.send(c.peer, 'sdp', c.channel, { kind: sdp.kind, sdp: sdp.sdp, session: preview ? PREVIEW : undefined });
   }
 
   /** Marks device's SDP applied and hands its held candidates to media. */
@@ -619,6 +626,15 @@ export class Engine {
   onMediaMessage(env) {
     const c = this.call;
     if (!c || c.channel !== env.channelId || !this.fromPeer(c, env.from)) return;
+    if (env.body.session === PREVIEW) {
+      // Our preview session with the caller (PROTOCOL.md "Preview before
+      // answer"); previews offered to us as a caller are not supported and
+      // ignored: those devices then answer the invite's offer.
+      if (c.dir !== IN) return;
+      if (env.type === 'candidate') this.media.remoteCandidate(c.channel, env.body);
+      else this.media.remoteSDP(c.channel, env.body);
+      return;
+    }
     if (env.type === 'candidate') {
       if (c.applied !== env.from.device) {
         // Before this device's SDP is applied (we ring, or no device won yet): keep it.

@@ -17,7 +17,7 @@ import * as C from './constants.js';
 import { NetcallError } from './constants.js';
 import { Emitter } from './emitter.js';
 import { CALLING, Engine, IN_CALL, IDLE } from './engine.js';
-import { DEFAULT_PREFIX, nameError, randomHex, Topics } from './protocol.js';
+import { DEFAULT_PREFIX, nameError, PREVIEW, randomHex, Topics } from './protocol.js';
 import { MqttTransport } from './transport.js';
 import { BillOutbox, defaultStorage } from './outbox.js';
 import { MediaSession } from './media.js';
@@ -65,6 +65,7 @@ export class Netcall extends Emitter {
     this.mediaDevices = o.mediaDevices || globalThis.navigator?.mediaDevices;
     this.document = o.document || globalThis.document;
     this.preAcquireMicrophone = o.preAcquireMicrophone !== false;
+    this.previewEnabled = !!o.preview; // see the caller's video while ringing (PROTOCOL.md "Preview before answer")
     this.seenBills = new Set();
     this.busyRejected = new Set();
 
@@ -204,6 +205,17 @@ export class Netcall extends Emitter {
       return this.engine.respond(channelId, false);
     }
     let c = this.engine.checkResponse(channelId);
+    const m = this.media;
+    if (m?.preview && m.channelId === channelId) {
+      if (m.previewAnswered) {
+        // Go on with the preview session: it becomes the call's (audio on
+        // with startDevice as usual), no new negotiation.
+        m.preview = false;
+        this.sessionConfig = sessionConfig;
+        return this.engine.respond(channelId, true, { preview: true });
+      }
+      this.dropSession(m.session); // the caller never answered the preview: answer the invite's offer
+    }
     const offer = c.invite?.offer;
     let session = null;
     let answer;
@@ -346,7 +358,11 @@ export class Netcall extends Emitter {
 
   /** Shows the peer's video in node. */
   startRemoteStream({ node } = {}) {
-    if (node) this.views.remoteNode = node;
+    if (node && node !== this.views.remoteNode) {
+      detachVideo(this.views.remote); // moving the picture (e.g. from the preview to the call screen)
+      this.views.remote = null;
+      this.views.remoteNode = node;
+    }
     this.refreshViews();
     return Promise.resolve();
   }
@@ -409,6 +425,9 @@ export class Netcall extends Emitter {
     if (name === 'callAccepted' || name === 'hangup' || name === 'callRejected') this.upgradeRequested = false;
     if (APP_EVENTS.includes(name)) this.emit(name, { ...data });
     if (name === 'callAccepted') this.flushRemoteTracks();
+    if (name === 'beCalling' && !data.autoAccept && this.previewEnabled) {
+      this.startPreview(data).catch((e) => this.log.warn?.('netcall: preview failed', e));
+    }
     if (name === 'beCalling' && data.autoAccept) {
       // Glare: our own call was the one to go; answer theirs at once.
       this.response({ accepted: true, beCalledInfo: data }).catch((e) => this.log.warn?.('netcall: glare answer failed', e));
@@ -435,6 +454,15 @@ export class Netcall extends Emitter {
     return {
       remoteCandidate: (ch, cand) => current(ch)?.addCandidate(cand),
       remoteSDP: (ch, sdp) => {
+        const m = this.media;
+        if (sdp.session === PREVIEW && m?.channelId === ch && m.preview && !m.previewAnswered && sdp.kind === 'answer') {
+          m.previewAnswered = true;
+          m.session.setAnswer(sdp.sdp).catch((e) => {
+            this.log.warn?.('netcall: the preview answer could not be applied', e);
+            m.previewAnswered = false;
+          });
+          return;
+        }
         let s = current(ch);
         if (!s && sdp.kind === 'offer') {
           // The peer starts media (no SDP in invite/response): answer it.
@@ -469,6 +497,26 @@ export class Netcall extends Emitter {
     };
   }
 
+  /** A ringing device's preview session: our offer, the caller's answer, its video one way. */
+  async startPreview(info) {
+    const ringing = () => {
+      const cur = this.engine.current();
+      return cur && cur.channelId === info.channelId && cur.state === 'ringing' && cur.invite?.offer;
+    };
+    if (!ringing() || this.media) return;
+    const s = this.newSession(info.type, { channelId: info.channelId, tag: PREVIEW }, false);
+    this.media = { channelId: info.channelId, session: s, preview: true, previewAnswered: false };
+    try {
+      const offer = await s.createOffer();
+      if (this.media?.session !== s || !ringing()) return;
+      this.engine.sendSDP(info.channelId, { kind: 'offer', sdp: offer, session: PREVIEW });
+      s.startTrickle();
+    } catch (e) {
+      this.dropSession(s);
+      throw e;
+    }
+  }
+
   /** Closes a session that never became the call's. */
   dropSession(session) {
     if (!session) return;
@@ -479,7 +527,7 @@ export class Netcall extends Emitter {
   newSession(callType, holder, outgoing = this.engine.current()?.direction === 'outgoing') {
     const s = new MediaSession({
       callType, outgoing, rtcConfig: this.rtcConfig, log: this.log,
-      onCandidate: (cand) => holder.channelId && this.engine.sendCandidate(holder.channelId, cand),
+      onCandidate: (cand) => holder.channelId && this.engine.sendCandidate(holder.channelId, holder.tag ? { ...cand, session: holder.tag } : cand),
       onRenegotiate: (sdp) => holder.channelId && this.engine.sendSDP(holder.channelId, sdp),
       onTrack: (track, stream) => this.onRemoteTrack(track, stream),
       onState: (state) => this.onMediaState(holder.channelId, state),
@@ -492,6 +540,10 @@ export class Netcall extends Emitter {
   /** A remote track; reported (remoteTrack) once the call is connected. */
   onRemoteTrack(track, stream) {
     this.refreshViews();
+    if (this.media?.preview) {
+      const peer = this.engine.state.peer || {};
+      this.emit('preview', { channelId: this.media.channelId, account: peer.account, device: peer.device, kind: track.kind, track, stream });
+    }
     if (this.views.chat && this.views.chat.srcObject !== stream) this.views.chat.srcObject = stream;
     this.pendingTracks.push({ track, stream });
     if (this.callAccepted) this.flushRemoteTracks();

@@ -5,6 +5,9 @@ export const VERSION = 1;
 export const DEFAULT_PREFIX = 'intercom';
 export const MAX_MESSAGE_SIZE = 64 << 10;
 
+/** The `session` tag of sdp and candidate envelopes of a preview session. */
+export const PREVIEW = 'preview';
+
 export const ONLINE = 'online';
 export const OFFLINE = 'offline';
 
@@ -69,12 +72,12 @@ const SESSION = {
 const BODIES = {
   invite: { type: 'int', pushConfig: PUSH, sessionConfig: SESSION, attempt: 'int', offer: 'string', preview: 'bool' },
   control: { command: 'int' },
-  response: { accepted: 'bool', busy: 'bool', reason: 'string', clientType: 'string', answer: 'string' },
+  response: { accepted: 'bool', busy: 'bool', reason: 'string', clientType: 'string', answer: 'string', preview: 'bool' },
   responseAck: { ok: 'bool', code: 'int', message: 'string' },
   ackSync: { accepted: 'bool', device: 'string', clientType: 'string', type: 'int' },
   hangup: { type: 'int', reason: 'string' },
-  sdp: { kind: 'string', sdp: 'string' },
-  candidate: { candidate: 'string', sdpMid: 'string', sdpMLineIndex: 'u16' },
+  sdp: { kind: 'string', sdp: 'string', session: 'string' },
+  candidate: { candidate: 'string', sdpMid: 'string', sdpMLineIndex: 'u16', session: 'string' },
   sync: { state: 'string' },
   syncAck: { alive: 'bool', state: 'string' },
 };
@@ -163,6 +166,10 @@ function validateBody(type, b) {
       break;
     case 'sdp':
       if (b.kind !== 'offer' && b.kind !== 'answer') throw new Error(`sdp kind ${JSON.stringify(b.kind)}`);
+      if (b.session && b.session !== PREVIEW) throw new Error(`sdp session ${JSON.stringify(b.session)}`);
+      break;
+    case 'candidate':
+      if (b.session && b.session !== PREVIEW) throw new Error(`candidate session ${JSON.stringify(b.session)}`);
       break;
   }
 }

@@ -118,8 +118,12 @@ export async function startStack() {
 /** An MQTT client that records presence, state, events and bills of every device. */
 async function observe(url) {
   const client = mqtt.connect(url, { clientId: `e2e-observer-${process.pid}`, clean: true, reconnectPeriod: 500 });
-  const o = { client, msgs: [] };
+  const o = { client, msgs: [], envelopes: [] };
   client.on('message', (topic, payload) => {
+    if (topic.includes('/inbox/')) {
+      try { o.envelopes.push(JSON.parse(payload.toString())); } catch { /* not ours to judge */ }
+      return;
+    }
     const m = topic.match(/^intercom\/device\/([^/]+)\/([^/]+)\/(presence|state|event|bill)$/);
     if (!m || payload.length === 0) return;
     let json;
@@ -127,7 +131,8 @@ async function observe(url) {
     o.msgs.push({ device: `${m[1]}/${m[2]}`, leaf: m[3], json, t: Date.now() });
   });
   await new Promise((res, rej) => { client.once('connect', res); client.once('error', rej); });
-  await client.subscribeAsync(['intercom/device/+/+/presence', 'intercom/device/+/+/state', 'intercom/device/+/+/event', 'intercom/device/+/+/bill'], { qos: 1 });
+  await client.subscribeAsync(['intercom/device/+/+/presence', 'intercom/device/+/+/state', 'intercom/device/+/+/event', 'intercom/device/+/+/bill', 'intercom/device/+/+/inbox/+/+'], { qos: 1 });
+  o.sent = (type, channelId) => o.envelopes.filter((e) => e.type === type && e.channelId === channelId);
   o.bills = (channelId) => o.msgs.filter((m) => m.leaf === 'bill' && m.json.channelId === channelId).map((m) => m.json);
   o.events = (device, name) => o.msgs.filter((m) => m.leaf === 'event' && m.device === device && m.json.event === name).map((m) => m.json.data);
   o.online = (device) => {

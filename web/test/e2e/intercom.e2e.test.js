@@ -44,10 +44,20 @@ test('1: the door calls the browser; answer, video decoded, audio reaches the da
   // The page acknowledged the invite (START_NOTIFY_RECEIVED) like a daemon would.
   await waitFor(() => stack.observer.events('door/entrance', 'control').some((c) => c.channelId === channelId && c.command === 12),
     { what: 'control 12 at the door' });
+  // Preview: the door's picture on the ringing screen, before answering.
+  await videoFlows(page);
+  await page.waitForSelector('#preview video', { timeout: 5000 });
+  assert.equal((await pageStats(page)).audioPacketsSent, 0, 'no audio before the answer');
+  await page.screenshot({ path: join(OUT, 'ringing.png') });
   await page.click('#answer');
   await waitScreen(page, 'call');
   await waitFor(() => stack.observer.events('door/entrance', 'callAccepted').some((e) => e.channelId === channelId), { what: 'callAccepted at the door' });
 
+  // The call goes on over the preview session: response {preview:true}, no answer SDP.
+  const [resp] = stack.observer.sent('response', channelId);
+  assert.equal(resp.body.preview, true);
+  assert.equal(resp.body.answer, undefined);
+  assert.ok(stack.observer.sent('sdp', channelId).some((e) => e.body.session === 'preview' && e.body.kind === 'offer' && e.from.account === 'flat2'));
   // Media: the browser decodes the door's H.264 video.
   const { later } = await videoFlows(page);
   assert.match(later.videoCodec, /H264/i);

@@ -311,3 +311,34 @@ test('sync: after a reconnect in a call, sync every 2 s (5 at most); alive:false
   const [hang] = h.eventsOf('hangup');
   assert.deepEqual([hang.type, hang.reason], [-1, 'peer_lost']);
 });
+
+test('preview: a ringing device offers a preview session; its candidates pass at once; accepting says preview:true', async () => {
+  const h = makeEngine(tablet);
+  h.deliver(door, 'invite', CH, { type: 2, offer: 'v=0 o' }, { account: 'flat1' });
+  h.engine.sendSDP(CH, { kind: 'offer', sdp: 'v=0 preview', session: 'preview' });
+  const [offer] = h.sentOf('sdp');
+  assert.deepEqual(offer.to, door);
+  assert.deepEqual(offer.body, { kind: 'offer', sdp: 'v=0 preview', session: 'preview' });
+  h.engine.sendSDP(CH, { kind: 'offer', sdp: 'v=0 renegotiation' });
+  assert.equal(h.sentOf('sdp').length, 1, 'no renegotiation before the call is connected');
+  h.deliver(door, 'sdp', CH, { kind: 'answer', sdp: 'v=0 a', session: 'preview' });
+  h.deliver(door, 'candidate', CH, { candidate: 'p', session: 'preview' });
+  h.deliver(door, 'candidate', CH, { candidate: 'call' });
+  assert.deepEqual(h.mediaCalls.map((m) => [m[0], m[2].sdp || m[2].candidate]), [['sdp', 'v=0 a'], ['candidate', 'p']]);
+  const p = h.engine.respond(CH, true, { preview: true });
+  const [resp] = h.sentOf('response');
+  assert.equal(resp.body.preview, true);
+  assert.equal(resp.body.answer, undefined);
+  h.deliver(door, 'responseAck', CH, { ok: true });
+  await p;
+  assert.equal(h.engine.state.state, 'in_call');
+});
+
+test('preview: offers to a caller are ignored (the device then answers the invite)', () => {
+  const h = makeEngine(door);
+  h.online('flat1', 'tablet');
+  const res = h.engine.startCall({ type: 2, account: 'flat1', offer: 'v=0 o' });
+  h.deliver(tablet, 'sdp', res.channelId, { kind: 'offer', sdp: 'v=0 p', session: 'preview' });
+  assert.equal(h.mediaCalls.length, 0);
+  assert.equal(h.sentOf('sdp').length, 0);
+});
