@@ -43,13 +43,21 @@ func benchNode(b *testing.B, broker, prefix, account, device string, dir string)
 }
 
 func startBenchNode(b *testing.B, broker, prefix, account, device string, dir string) (*Endpoint, func()) {
+	return startBenchNodeWith(b, broker, prefix, account, device, dir)
+}
+
+func startBenchNodeWith(b *testing.B, broker, prefix, account, device string, dir string, tweak ...func(*EndpointConfig)) (*Endpoint, func()) {
 	b.Helper()
 	self := signaling.Address{Account: account, Device: device}
-	ep, err := NewEndpoint(EndpointConfig{
+	cfg := EndpointConfig{
 		Engine:    Config{Self: self, Logger: quietLogger},
 		Client:    signaling.ClientConfig{Broker: broker, Topics: signaling.Topics{Prefix: prefix}, Self: self, Logger: quietLogger},
 		OutboxDir: dir,
-	})
+	}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	ep, err := NewEndpoint(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
