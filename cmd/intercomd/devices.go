@@ -176,7 +176,8 @@ func openDevices(cfg Config, logger *slog.Logger) (*devices, error) {
 			return nil, fmt.Errorf("video.camera: %w", err)
 		}
 		d.closer = append(d.closer, cam.Close)
-		src = cam
+		// H.264 cameras pass through; raw frames go to the pure-Go encoder.
+		src = device.NewEncodedCamera(cam, device.EncodedCameraOptions{Logger: logger})
 	case "command":
 		src = &device.Subprocess{Args: cfg.Video.Command, Logger: logger}
 	case "testpattern":
