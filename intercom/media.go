@@ -65,9 +65,10 @@ type MediaInfo struct {
 // mediaState is one media session of a call: the call's own, or a
 // preview session between the caller and one ringing device.
 type mediaState struct {
-	session MediaSession
-	preview bool
-	device  string                           // caller's preview sessions: the ringing device
+	session  MediaSession
+	preview  bool
+	promoted bool                             // was a preview, now the call's session
+	device   string                           // caller's preview sessions: the ringing device
 	remote  map[string][]signaling.Candidate // candidates by sending device, until its SDP is applied
 	applied string                           // device whose SDP is applied
 	stats   json.RawMessage
@@ -97,20 +98,24 @@ func (e *Engine) newMedia(c *call, outgoing, preview bool, device string) *media
 			}
 		})
 	}
-	tag := ""
-	if preview {
-		tag = signaling.SessionPreview
+	// Messages about a preview carry the "preview" tag; once promoted, the
+	// session is the call's and its messages go untagged.
+	tag := func() string {
+		if ms.preview {
+			return signaling.SessionPreview
+		}
+		return ""
 	}
 	hooks := MediaHooks{
 		LocalCandidate: func(cand signaling.Candidate) {
 			guard(func() {
-				cand.Session = tag
+				cand.Session = tag()
 				e.sendCandidate(c, ms, cand)
 			})
 		},
 		Renegotiate: func(d signaling.SDP) {
 			guard(func() {
-				d.Session = tag
+				d.Session = tag()
 				e.send(e.mediaPeer(c, ms), signaling.TypeSDP, c.channel, &d)
 			})
 		},
@@ -201,7 +206,7 @@ func (e *Engine) onMediaMessage(env signaling.Envelope) {
 			e.log.Debug("remote candidate rejected", "channelId", c.channel, "err", err)
 		}
 	case *signaling.SDP:
-		if p.Session == signaling.SessionPreview {
+		if p.Session == signaling.SessionPreview && (c.media == nil || !c.media.promoted) {
 			e.onPreviewSDP(c, env.From.Device, p)
 			return
 		}
@@ -230,11 +235,14 @@ func (e *Engine) sessionFor(c *call, device, tag string) *mediaState {
 		}
 		return nil
 	}
+	if c.media != nil && (c.media.preview || c.media.promoted) {
+		// A peer may still tag candidates of a promoted preview.
+		if c.dir == incoming || c.media.promoted {
+			return c.media
+		}
+	}
 	if c.dir == outgoing {
 		return c.previews[device]
-	}
-	if c.media != nil && c.media.preview {
-		return c.media
 	}
 	return nil
 }
@@ -328,7 +336,7 @@ func (e *Engine) mediaAnswer(c *call) (answer string, preview bool) {
 	if ms := c.media; ms != nil && ms.preview {
 		if ms.applied != "" {
 			if err := ms.session.EnableAudio(); err == nil {
-				ms.preview = false
+				ms.preview, ms.promoted = false, true
 				return "", true
 			}
 		}
@@ -372,7 +380,7 @@ func (e *Engine) onMediaAnswer(c *call, r *signaling.Response) {
 			if err := ms.session.EnableAudio(); err != nil {
 				e.log.Warn("enabling audio on the preview failed", "channelId", c.channel, "err", err)
 			}
-			ms.preview, ms.device = false, ""
+			ms.preview, ms.promoted = false, true
 			c.media = ms
 		} else {
 			e.log.Warn("the callee answered on a preview we do not have", "channelId", c.channel, "device", winner)
