@@ -29,6 +29,7 @@ type Config struct {
 	Audio    AudioConf    `yaml:"audio"`
 	Buttons  ButtonsConf  `yaml:"buttons"`
 	Outputs  OutputsConf  `yaml:"outputs"`
+	Web      WebConf      `yaml:"web"`
 	State    StateConfig  `yaml:"state"`
 	Log      LogConfig    `yaml:"log"`
 }
@@ -52,6 +53,15 @@ type MQTTConfig struct {
 	// Home Assistant with its call state and answer/reject/hangup buttons.
 	HomeAssistant   bool   `yaml:"homeAssistant"`
 	DiscoveryPrefix string `yaml:"discoveryPrefix"`
+}
+
+// WebConf serves the browser indoor-unit page and SDK.
+type WebConf struct {
+	Enabled  bool   `yaml:"enabled"`
+	Listen   string `yaml:"listen"`   // default 127.0.0.1:8080
+	CertFile string `yaml:"certFile"` // HTTPS: browsers allow the microphone off localhost only in a secure context
+	KeyFile  string `yaml:"keyFile"`
+	BrokerWS string `yaml:"brokerWS"` // the MQTT WebSocket URL pages use; default: this host, port 1884
 }
 
 // MediaConfig configures WebRTC.
@@ -132,6 +142,7 @@ func defaultConfig() Config {
 			AutoAgreeVideo:         true,
 		},
 		State: StateConfig{OutboxDir: "/var/lib/intercomd/outbox"},
+		Web:   WebConf{Listen: "127.0.0.1:8080"},
 		Log:   LogConfig{Level: "info", Format: "text"},
 	}
 }
@@ -242,6 +253,12 @@ func (c *Config) validate() error {
 		bad("media.recordDir", "is empty but session.recordAudio/recordVideo asks for recordings")
 	}
 	c.validateDevices(bad)
+	if (c.Web.CertFile == "") != (c.Web.KeyFile == "") {
+		bad("web.certFile", "HTTPS needs both web.certFile and web.keyFile")
+	}
+	if c.Web.BrokerWS != "" && !hasAnyPrefix(c.Web.BrokerWS, "ws://", "wss://") {
+		bad("web.brokerWS", "%q must start with ws:// or wss://", c.Web.BrokerWS)
+	}
 	if c.State.OutboxDir == "" {
 		bad("state.outboxDir", "is empty: bills need a durable directory")
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
@@ -11,7 +12,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -19,6 +22,7 @@ import (
 	"github.com/intercomd/intercomd/intercom"
 	"github.com/intercomd/intercomd/intercom/media"
 	"github.com/intercomd/intercomd/signaling"
+	"github.com/intercomd/intercomd/web"
 )
 
 // runDemo places one call between a simulated door station and indoor
@@ -159,12 +163,15 @@ func demo(ctx context.Context, out io.Writer, logger *slog.Logger, talk, answerA
 	}
 	defer func() { stopUnits(); wg.Wait() }()
 
-	// The indoor unit answers after ringing a while, like a resident would.
+	// The indoor unit answers after ringing a while, like a resident
+	// would — during the scripted call only: afterwards a person answers.
+	var scripted atomic.Bool
+	scripted.Store(true)
 	ringing, cancelSub := indoor.Engine.Subscribe()
 	defer cancelSub()
 	go func() {
 		for ev := range ringing {
-			if ev.Name == intercom.EvBeCalling {
+			if ev.Name == intercom.EvBeCalling && scripted.Load() {
 				info := *ev.Data.(*intercom.BeCallingInfo)
 				time.AfterFunc(answerAfter, func() {
 					say("indoor unit: resident presses answer")
@@ -257,9 +264,51 @@ wait:
 		}
 	}
 	say("demo done")
-	if stay {
-		say("still running (broker %s); Ctrl-C to stop", broker.URL())
-		<-ctx.Done()
+	if !stay {
+		return nil
 	}
-	return nil
+	scripted.Store(false)
+	ws, err := web.NewServer(web.Config{Listen: freeOr("127.0.0.1:8080"), BrokerWS: "ws://" + broker.WSAddr(), Logger: logger})
+	if err != nil {
+		return err
+	}
+	webDone := make(chan struct{})
+	go func() { defer close(webDone); _ = ws.Serve(ctx) }()
+	defer func() { <-webDone }()
+	say("still running; Ctrl-C to stop")
+	say("  browser indoor unit: open %s and sign in as account flat1, device phone", ws.URL())
+	say("  ring it: type \"call\" and Enter here (the door presses its call button), \"hangup\" to hang up")
+	say("  or: bin/intercomctl -device door/entrance call flat1   (broker %s)", broker.URL())
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			select {
+			case lines <- strings.TrimSpace(sc.Text()):
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case line := <-lines:
+			var err error
+			switch line {
+			case "call":
+				_, err = door.Engine.Call(ctx, intercom.CallOptions{Type: intercom.TypeVideo, Account: "flat1"})
+			case "hangup":
+				err = door.Engine.Hangup(ctx)
+			case "":
+				continue
+			default:
+				err = fmt.Errorf("type call or hangup")
+			}
+			if err != nil {
+				say("door station: %v", err)
+			}
+		}
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/intercomd/intercomd/intercom/media"
 	"github.com/intercomd/intercomd/signaling"
 	"github.com/intercomd/intercomd/systemd"
+	"github.com/intercomd/intercomd/web"
 )
 
 // version is stamped by the Makefile (-X main.version=...).
@@ -136,6 +137,25 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	epCfg, err := endpointConfig(cfg, logger)
 	if err != nil {
 		return err
+	}
+	if cfg.Web.Enabled {
+		ws, err := web.NewServer(web.Config{
+			Listen: cfg.Web.Listen, CertFile: cfg.Web.CertFile, KeyFile: cfg.Web.KeyFile,
+			BrokerWS: cfg.Web.BrokerWS, Prefix: cfg.MQTT.Prefix, Logger: logger,
+		})
+		if err != nil {
+			return fmt.Errorf("web: %w", err)
+		}
+		webCtx, stopWeb := context.WithCancel(ctx)
+		webDone := make(chan struct{})
+		go func() {
+			defer close(webDone)
+			if err := ws.Serve(webCtx); err != nil && webCtx.Err() == nil {
+				logger.Error("web server stopped", "err", err)
+			}
+		}()
+		defer func() { stopWeb(); <-webDone }()
+		logger.Info("indoor-unit page", "url", ws.URL())
 	}
 	if cfg.Media.Enabled {
 		// One media engine per process: its DTLS certificate is made here,
