@@ -26,6 +26,19 @@ func waitErr(t *testing.T, ch <-chan error) error {
 	}
 }
 
+// establish connects caller and callee (account flat1) and returns once
+// the caller saw callAccepted.
+func establish(t *testing.T, caller, callee *endpoint, typ int) CallResult {
+	t.Helper()
+	res := dial(t, caller, callee.addr.Account, typ, nil)
+	ring := callee.next(t, EvBeCalling).Data.(*BeCallingInfo)
+	if err := waitErr(t, respond(callee, *ring, true)); err != nil {
+		t.Fatal(err)
+	}
+	caller.next(t, EvCallAccepted)
+	return res
+}
+
 func dial(t *testing.T, ep *endpoint, account string, typ int, push *signaling.PushConfig) CallResult {
 	t.Helper()
 	res, err := ep.e.Call(context.Background(), CallOptions{Type: typ, Account: account, PushConfig: push})
@@ -405,12 +418,7 @@ func TestPeerLostMidCall(t *testing.T) {
 	h := newHarness(t)
 	door := h.add("door", "d1")
 	flat := h.add("flat1", "tablet")
-	dial(t, door, "flat1", TypeVideo, nil)
-	ring := flat.next(t, EvBeCalling).Data.(*BeCallingInfo)
-	if err := waitErr(t, respond(flat, *ring, true)); err != nil {
-		t.Fatal(err)
-	}
-	door.next(t, EvCallAccepted)
+	establish(t, door, flat, TypeVideo)
 	h.remove(flat) // crash: no hangup sent
 	h.presence(flat.addr, signaling.Offline, "s-"+flat.addr.String())
 	h.advance(2 * time.Second)
@@ -432,12 +440,7 @@ func TestPresenceFlapKeepsCall(t *testing.T) {
 	h := newHarness(t)
 	door := h.add("door", "d1")
 	flat := h.add("flat1", "tablet")
-	dial(t, door, "flat1", TypeVideo, nil)
-	ring := flat.next(t, EvBeCalling).Data.(*BeCallingInfo)
-	if err := waitErr(t, respond(flat, *ring, true)); err != nil {
-		t.Fatal(err)
-	}
-	door.next(t, EvCallAccepted)
+	establish(t, door, flat, TypeVideo)
 	sess := "s-" + flat.addr.String()
 	h.presence(flat.addr, signaling.Offline, sess)
 	h.advance(2 * time.Second)
@@ -452,12 +455,7 @@ func TestPeerRestartDetectedBySession(t *testing.T) {
 	h := newHarness(t)
 	door := h.add("door", "d1")
 	flat := h.add("flat1", "tablet")
-	dial(t, door, "flat1", TypeVideo, nil)
-	ring := flat.next(t, EvBeCalling).Data.(*BeCallingInfo)
-	if err := waitErr(t, respond(flat, *ring, true)); err != nil {
-		t.Fatal(err)
-	}
-	door.next(t, EvCallAccepted)
+	establish(t, door, flat, TypeVideo)
 	// The peer rebooted between two presence messages we saw: online again
 	// with a new session.
 	h.presence(flat.addr, signaling.Online, "rebooted")
@@ -590,12 +588,7 @@ func TestSyncAfterReconnectRepairsLostHangup(t *testing.T) {
 	h := newHarness(t)
 	door := h.add("door", "d1")
 	flat := h.add("flat1", "tablet")
-	dial(t, door, "flat1", TypeVideo, nil)
-	ring := flat.next(t, EvBeCalling).Data.(*BeCallingInfo)
-	if err := waitErr(t, respond(flat, *ring, true)); err != nil {
-		t.Fatal(err)
-	}
-	door.next(t, EvCallAccepted)
+	establish(t, door, flat, TypeVideo)
 	h.settle()
 	// A reconnect while the call is alive on both sides changes nothing.
 	door.e.Reconnected()
