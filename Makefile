@@ -85,6 +85,21 @@ test-arm: cross
 test-packaging:
 	DIST='$(DIST)' GO='$(GO)' MAKE='$(MAKE)' .ci/packaging.sh
 
+# --- software encoder (cgo) ---
+# The optional SoftwareEncoder (device/swenc*.go, build tag swenc): openh264
+# from pion/mediadevices v0.10.0, linked statically (amd64, arm64, armv7),
+# so the only extra build dependency is g++. SWENC_TAGS=swenc,swenc_x264
+# builds x264 instead (needs libx264-dev and pkg-config). See docs/SWENC.md.
+SWENC_TAGS      ?= swenc
+SWENC_BENCHTIME ?= 30x
+
+.PHONY: test-swenc
+test-swenc:
+	@command -v g++ >/dev/null || { echo ">> installing g++"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=300 -y --no-install-recommends g++ || \
+	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=300 -y --no-install-recommends g++; }; }
+	CGO_ENABLED=1 $(GO) test -count=1 -tags '$(SWENC_TAGS)' ./device/ -run Software -bench Software -benchtime $(SWENC_BENCHTIME)
+
 # --- hardware (VM rig) ---
 # The device adapters against real kernel drivers (vivid, gpio-sim,
 # snd-aloop) in a Debian kernel under qemu, for each of HW_ARCHES. The rig

@@ -27,7 +27,8 @@ const (
 	SoftwareCodecOpenH264 = "openh264"
 	// SoftwareCodecX264 is libx264 through mediadevices (ultrafast,
 	// zerolatency); it links libx264 dynamically via pkg-config, so it is
-	// only compiled with the extra build tag swenc_x264.
+	// only compiled with the extra build tag swenc_x264, which replaces
+	// openh264.
 	SoftwareCodecX264 = "x264"
 
 	swencDefaultFPS      = 15
@@ -76,7 +77,9 @@ func SoftwareCodecs() []string {
 
 // SoftwareEncoderOptions tunes a SoftwareEncoder.
 type SoftwareEncoderOptions struct {
-	// Codec is SoftwareCodecOpenH264 (the default) or SoftwareCodecX264.
+	// Codec is SoftwareCodecOpenH264 or SoftwareCodecX264; empty means
+	// the one compiled in (openh264 with -tags swenc, x264 with
+	// -tags swenc,swenc_x264: one binary cannot link both).
 	Codec string
 	// BitrateKbps is used when the call's VideoConfig.BitrateKbps is 0;
 	// 0 here means 0.1 bit per pixel per frame.
@@ -148,11 +151,16 @@ func NewSoftwareEncoder(src RawFrameSource, opts SoftwareEncoderOptions) (*Softw
 		return nil, errors.New("software encoder: nil raw frame source")
 	}
 	if opts.Codec == "" {
-		opts.Codec = SoftwareCodecOpenH264
+		// One binary holds one of the two (see swenc_x264.go); prefer
+		// openh264, the one that needs no system library.
+		opts.Codec = SoftwareCodecX264
+		if _, ok := swencCodecs[SoftwareCodecOpenH264]; ok {
+			opts.Codec = SoftwareCodecOpenH264
+		}
 	}
 	b, ok := swencCodecs[opts.Codec]
 	if !ok {
-		return nil, fmt.Errorf("software encoder: codec %q not compiled in (have %v; x264 needs -tags swenc,swenc_x264)",
+		return nil, fmt.Errorf("software encoder: codec %q not compiled in (have %v; -tags swenc gives openh264, -tags swenc,swenc_x264 gives x264)",
 			opts.Codec, SoftwareCodecs())
 	}
 	if opts.Threads <= 0 {

@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"math"
 	"os"
 	"os/exec"
@@ -16,6 +18,9 @@ import (
 	"testing"
 	"time"
 )
+
+// swencQuietLog keeps the encoder's Info lines out of benchmark output.
+var swencQuietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // swencSliceSource replays prepared raw frames, cycling, unpaced; each
 // frame gets the read time as CaptureTime unless it has one.
@@ -82,7 +87,7 @@ func swencFrames(t testing.TB, w, h, n, noise int) []RawFrame {
 
 func swencStart(t testing.TB, src RawFrameSource, cfg VideoConfig) *SoftwareEncoder {
 	t.Helper()
-	e, err := NewSoftwareEncoder(src, SoftwareEncoderOptions{})
+	e, err := NewSoftwareEncoder(src, SoftwareEncoderOptions{Logger: swencQuietLog})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -445,7 +450,7 @@ func BenchmarkSoftwareEncoder640x480(b *testing.B) {
 	for _, threads := range []int{1, 2} {
 		b.Run(fmt.Sprintf("threads%d", threads), func(b *testing.B) {
 			frames := swencFrames(b, 640, 480, 30, 4)
-			e, err := NewSoftwareEncoder(&swencSliceSource{frames: frames}, SoftwareEncoderOptions{Threads: threads})
+			e, err := NewSoftwareEncoder(&swencSliceSource{frames: frames}, SoftwareEncoderOptions{Threads: threads, Logger: swencQuietLog})
 			if err != nil {
 				b.Fatal(err)
 			}
