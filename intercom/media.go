@@ -69,9 +69,9 @@ type mediaState struct {
 	preview  bool
 	promoted bool                             // was a preview, now the call's session
 	device   string                           // caller's preview sessions: the ringing device
-	remote  map[string][]signaling.Candidate // candidates by sending device, until its SDP is applied
-	applied string                           // device whose SDP is applied
-	stats   json.RawMessage
+	remote   map[string][]signaling.Candidate // candidates by sending device, until its SDP is applied
+	applied  string                           // device whose SDP is applied
+	stats    json.RawMessage
 }
 
 // attached reports whether ms still belongs to call c.
