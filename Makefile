@@ -108,7 +108,7 @@ VM_RIG    ?= test/vm/rig.sh
 HW_ARCHES ?= amd64 arm64
 HW_PKGS   ?= ./device/...
 
-.PHONY: test-hw
+.PHONY: test-hw test-hw-daemon
 test-hw:
 	$(VM_RIG) setup $(HW_ARCHES)
 	@set -e; for a in $(HW_ARCHES); do \
@@ -116,6 +116,20 @@ test-hw:
 		CGO_ENABLED=0 GOARCH=$$a GOFLAGS=-mod=mod $(GO) test -count=1 -p 1 -timeout 15m \
 			-exec "$(CURDIR)/$(VM_RIG) run" $(HW_PKGS); \
 	done
+	$(MAKE) --no-print-directory test-hw-daemon
+
+# The whole daemon in the arm64 guest (test/vm/daemon): the door intercomd
+# (embedded broker, vivid camera, loopback sound card, gpio-sim buttons and
+# relay) calls a second intercomd, driven by gpio-sim lines and intercomctl.
+HW_DAEMON_BIN := test/vm/daemon/testdata/bin
+test-hw-daemon:
+	$(VM_RIG) setup arm64
+	@echo "== test-hw-daemon: arm64 guest"
+	rm -rf $(HW_DAEMON_BIN) && mkdir -p $(HW_DAEMON_BIN)
+	CGO_ENABLED=0 GOARCH=arm64 GOFLAGS=-mod=mod $(GO) build -trimpath -ldflags '$(LDFLAGS)' \
+		-o $(HW_DAEMON_BIN)/ ./cmd/intercomd ./cmd/intercomctl
+	CGO_ENABLED=0 GOARCH=arm64 GOFLAGS=-mod=mod $(GO) test -count=1 -v -timeout 10m \
+		-exec "$(CURDIR)/$(VM_RIG) run" ./test/vm/daemon/
 
 # --- web ---
 # The browser SDK and the indoor-unit page (web/, see web/README.md). The
