@@ -599,6 +599,23 @@ func (e *Engine) startResponse(channel string, accepted bool, reason string, rep
 		resp.Answer, resp.Preview = e.mediaAnswer(c)
 	}
 	e.send(c.peer, signaling.TypeResponse, c.channel, resp)
+	e.retransmitResponse(c, p, resp)
+}
+
+// responseRetransmit is how often an unconfirmed response is sent again:
+// it (or its confirmation) may have been lost while either side was
+// reconnecting, and the caller answers a repeat of the winning response
+// with the same confirmation (as SIP retransmits a 200 OK).
+const responseRetransmit = time.Second
+
+func (e *Engine) retransmitResponse(c *call, p *pendingResponse, resp *signaling.Response) {
+	e.after(c, responseRetransmit, func() {
+		if c.responding != p {
+			return
+		}
+		e.send(c.peer, signaling.TypeResponse, c.channel, resp)
+		e.retransmitResponse(c, p, resp)
+	})
 }
 
 func (e *Engine) onResponseTimeout(c *call, p *pendingResponse) {
@@ -872,8 +889,9 @@ func (e *Engine) onResponse(env signaling.Envelope, r *signaling.Response) {
 		return
 	}
 	if c.decided {
-		if c.peer.Device == from.Device {
-			return // duplicate of the winning response
+		if c.peer.Device == from.Device && c.state == StateInCall {
+			ack(true, 0, "") // a repeat: our confirmation was lost
+			return
 		}
 		ack(false, CodeAnsweredElsewhere, "another device responded first")
 		return

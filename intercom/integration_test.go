@@ -539,7 +539,24 @@ func TestIntegrationBrokerRestart(t *testing.T) {
 					t.Fatal(err)
 				}
 				flat.stateIs(t, StateRinging)
-				must(t, flat.respond(*ring, true))
+				// The response (or its confirmation) may meet a side that
+				// has not re-subscribed yet; it is repeated every second.
+				done := flat.respond(*ring, true)
+				for i := 0; ; i++ {
+					select {
+					case err := <-done:
+						if err != nil {
+							t.Fatal(err)
+						}
+					case <-time.After(300 * time.Millisecond):
+						if i > 20 {
+							t.Fatal("response never confirmed")
+						}
+						n.clock.Advance(responseRetransmit)
+						continue
+					}
+					break
+				}
 				door.next(t, EvCallAccepted)
 				if err := flat.ep.Engine.Hangup(context.Background()); err != nil {
 					t.Fatal(err)
