@@ -413,3 +413,47 @@ func TestEncodedCameraStopWhileReading(t *testing.T) {
 		t.Fatalf("reader: %v", err)
 	}
 }
+
+// A 640x480 YUYV camera picture, converted and encoded in the default
+// lossy mode: "still" is a static scene with sensor-like noise (most
+// macroblocks skipped), "moving" pans the scene every frame (every
+// macroblock coded: the worst case).
+func BenchmarkEncodedCameraYUYV640x480(b *testing.B) {
+	const w, h = 640, 480
+	for _, pan := range []int{0, 6} {
+		name := "still"
+		if pan != 0 {
+			name = "moving"
+		}
+		b.Run(name, func(b *testing.B) {
+			r := rand.New(rand.NewSource(1))
+			frames := make([]RawFrame, 8)
+			for i := range frames {
+				d := make([]byte, w*h*2)
+				for y := 0; y < h; y++ {
+					for x := 0; x < w*2; x++ {
+						v := 30 + (x/2+i*pan)%320/3 + y/5 + 40*((x/2+i*pan)/80%2) + r.Intn(5) - 2
+						d[y*w*2+x] = byte(v)
+					}
+				}
+				frames[i] = RawFrame{Data: d, FourCC: FourCCYUYV, Width: w, Height: h, Stride: w * 2}
+			}
+			e := NewEncodedCamera(&fakeRawCamera{}, EncodedCameraOptions{Logger: quietLog()})
+			if err := e.Start(context.Background(), VideoConfig{FPS: 15}); err != nil {
+				b.Fatal(err)
+			}
+			var n int
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				e.mu.Lock()
+				au, err := e.encodeLocked(frames[i%len(frames)])
+				e.mu.Unlock()
+				if err != nil {
+					b.Fatal(err)
+				}
+				n += len(au.Data)
+			}
+			b.ReportMetric(float64(n)/float64(b.N), "bytes/frame")
+		})
+	}
+}
