@@ -419,12 +419,22 @@ func (e *Engine) onPresence(p signaling.Presence) {
 		e.log.Info("peer back online; call continues", "peer", addr.String())
 	case c.state == StateCalling && addr.Account == c.peer.Account:
 		if wentOnline {
+			if c.peerOffline != nil {
+				c.peerOffline.Stop()
+				c.peerOffline = nil
+			}
 			// A device that came online (or restarted) missed the invite.
 			e.sendInvite(c)
 			return
 		}
-		if offline && !e.accountOnline(c.peer.Account) && !c.forceKeepCalling() {
-			e.endLocal(HangupAbnormal, ReasonPeerLost, "system")
+		if offline && c.peerOffline == nil && !e.accountOnline(c.peer.Account) && !c.forceKeepCalling() {
+			// Every device of the callee went away: fail the call unless one
+			// comes back within the grace (a broker restart, a blip).
+			c.peerOffline = e.after(c, e.cfg.PeerOfflineGrace, func() {
+				if !e.accountOnline(c.peer.Account) {
+					e.endLocal(HangupAbnormal, ReasonPeerLost, "system")
+				}
+			})
 		}
 	}
 }

@@ -620,3 +620,26 @@ func TestSyncAfterReconnectRepairsLostHangup(t *testing.T) {
 		t.Fatalf("%+v", b)
 	}
 }
+
+func TestCalleeVanishesWhileCalling(t *testing.T) {
+	h := newHarness(t)
+	door := h.add("door", "d1")
+	flat := h.add("flat1", "tablet")
+	dial(t, door, "flat1", TypeVideo, nil)
+	flat.next(t, EvBeCalling)
+	h.remove(flat)
+	h.presence(flat.addr, signaling.Offline, "s-"+flat.addr.String())
+	h.advance(2 * time.Second)
+	if door.state(t) != StateCalling {
+		t.Fatal("gave up before the offline grace")
+	}
+	h.advance(time.Second)
+	hu := door.next(t, EvHangup).Data.(*HangupInfo)
+	if hu.Reason != ReasonPeerLost || hu.Type != HangupAbnormal {
+		t.Fatalf("%+v", hu)
+	}
+	h.settle()
+	if b := door.lastBill(t); b.Disposition != DispFailed {
+		t.Fatalf("%+v", b)
+	}
+}
