@@ -1,9 +1,12 @@
 package device
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"image"
+	"image/jpeg"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -23,7 +26,7 @@ type EncodedCameraOptions struct {
 }
 
 // EncodedCamera is the VideoSource of a camera: raw pictures (YUYV, UYVY,
-// NV12, YU12) are converted to I420 and encoded with the pure-Go
+// NV12, YU12, or MJPEG, decoded first) are converted to I420 and encoded with the pure-Go
 // H264Encoder; a camera that delivers H.264 itself (a V4L2Camera whose
 // Mode().FourCC is H264 after Start) is passed through untouched. Which of
 // the two happens is decided on every Start, by the format the camera
@@ -187,9 +190,11 @@ func (e *EncodedCamera) Mode() (CameraMode, bool) {
 }
 
 // ToI420 converts a raw frame (YUYV, UYVY, NV12 or YU12 with the frame's
-// Stride, 0 meaning tightly packed) into dst, whose size must be the
-// frame's rounded down to even numbers. 4:2:2 chroma is averaged over each
-// pair of lines.
+// Stride, 0 meaning tightly packed, or an MJPEG picture) into dst, whose
+// size must be the frame's rounded down to even numbers. 4:2:2 chroma is
+// averaged over each pair of lines. MJPEG (JFIF, full-range YCbCr) is
+// decoded with image/jpeg, the Huffman tables UVC cameras leave out
+// supplied, and scaled to the limited range the H.264 stream signals.
 func ToI420(dst *I420Frame, f RawFrame) error {
 	w, h := dst.Width, dst.Height
 	if w != f.Width&^1 || h != f.Height&^1 {
@@ -258,13 +263,126 @@ func ToI420(dst *I420Frame, f RawFrame) error {
 		copyPlane(dst.Y, w, f.Data, stride, w, h)
 		copyPlane(dst.Cb, cw, f.Data[uOff:], cs, cw, h/2)
 		copyPlane(dst.Cr, cw, f.Data[vOff:], cs, cw, h/2)
+	case FourCCMJPG:
+		return mjpegToI420(dst, f)
 	case FourCCH264:
 		return errors.New("convert: the frame is H.264 already (pass it through)")
 	default:
-		return fmt.Errorf("convert: pixel format %s is not supported (YUYV, UYVY, NV12, YU12; set camera.formats)", FourCCString(f.FourCC))
+		return fmt.Errorf("convert: pixel format %s is not supported (YUYV, UYVY, NV12, YU12, MJPG; set camera.formats)", FourCCString(f.FourCC))
 	}
 	return nil
 }
+
+// mjpegToI420 decodes one MJPEG frame into dst.
+func mjpegToI420(dst *I420Frame, f RawFrame) error {
+	img, err := jpeg.Decode(bytes.NewReader(withJPEGHuffmanTables(f.Data)))
+	if err != nil {
+		return fmt.Errorf("convert: MJPEG frame (%d bytes): %w", len(f.Data), err)
+	}
+	b := img.Bounds()
+	if b.Dx() != f.Width || b.Dy() != f.Height {
+		return fmt.Errorf("convert: MJPEG picture is %dx%d, the camera said %dx%d", b.Dx(), b.Dy(), f.Width, f.Height)
+	}
+	w, h, cw := dst.Width, dst.Height, dst.Width/2
+	lut := jpegRangeLUT()
+	switch m := img.(type) {
+	case *image.YCbCr:
+		for y := 0; y < h; y++ {
+			row := m.Y[m.YOffset(b.Min.X, b.Min.Y+y):]
+			out := dst.Y[y*w : y*w+w]
+			for x := range out {
+				out[x] = lut.y[row[x]]
+			}
+		}
+		for cy := 0; cy < h/2; cy++ {
+			for cx := 0; cx < cw; cx++ {
+				x, y := b.Min.X+2*cx, b.Min.Y+2*cy
+				o := [4]int{m.COffset(x, y), m.COffset(x+1, y), m.COffset(x, y+1), m.COffset(x+1, y+1)}
+				cb := (int(m.Cb[o[0]]) + int(m.Cb[o[1]]) + int(m.Cb[o[2]]) + int(m.Cb[o[3]]) + 2) >> 2
+				cr := (int(m.Cr[o[0]]) + int(m.Cr[o[1]]) + int(m.Cr[o[2]]) + int(m.Cr[o[3]]) + 2) >> 2
+				dst.Cb[cy*cw+cx], dst.Cr[cy*cw+cx] = lut.c[cb], lut.c[cr]
+			}
+		}
+	case *image.Gray:
+		for y := 0; y < h; y++ {
+			row := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):]
+			out := dst.Y[y*w : y*w+w]
+			for x := range out {
+				out[x] = lut.y[row[x]]
+			}
+		}
+		for i := range dst.Cb {
+			dst.Cb[i], dst.Cr[i] = 128, 128
+		}
+	default:
+		return fmt.Errorf("convert: MJPEG picture decodes to %T, not YCbCr", img)
+	}
+	return nil
+}
+
+// jpegRangeLUT maps JFIF full-range samples to the limited range (luma
+// 16-235, chroma 16-240) of BT.601 video.
+var jpegRangeLUT = sync.OnceValue(func() *struct{ y, c [256]byte } {
+	t := new(struct{ y, c [256]byte })
+	for i := range 256 {
+		t.y[i] = byte(16 + (i*219+127)/255)
+		t.c[i] = byte(16 + (i*224+127)/255)
+	}
+	return t
+})
+
+// withJPEGHuffmanTables puts the standard Huffman tables (ITU T.81 K.3)
+// after the SOI marker of a JPEG that has none: UVC MJPEG cameras omit
+// them, as the USB video class allows. Other JPEGs are returned as is.
+func withJPEGHuffmanTables(b []byte) []byte {
+	if len(b) < 4 || b[0] != 0xFF || b[1] != 0xD8 {
+		return b
+	}
+	// Walk the marker segments up to the scan.
+	for i := 2; i+4 <= len(b); {
+		if b[i] != 0xFF {
+			return b
+		}
+		marker := b[i+1]
+		switch {
+		case marker == 0xC4: // DHT
+			return b
+		case marker == 0xDA: // SOS: no tables before the scan
+			dht := standardJPEGDHT()
+			out := make([]byte, 0, len(b)+len(dht))
+			out = append(append(append(out, b[:2]...), dht...), b[2:]...)
+			return out
+		case marker == 0xFF:
+			i++ // fill byte
+			continue
+		case marker >= 0xD0 && marker <= 0xD7 || marker == 0x01:
+			i += 2
+			continue
+		}
+		i += 2 + (int(b[i+2])<<8 | int(b[i+3]))
+	}
+	return b
+}
+
+// standardJPEGDHT is the DHT segment with the four standard tables, taken
+// from what image/jpeg's encoder writes (it always uses them).
+var standardJPEGDHT = sync.OnceValue(func() []byte {
+	var buf bytes.Buffer
+	// A colour picture, so that the chrominance tables are written too.
+	if err := jpeg.Encode(&buf, image.NewRGBA(image.Rect(0, 0, 8, 8)), nil); err != nil {
+		panic(err)
+	}
+	b := buf.Bytes()
+	var dht []byte
+	for i := 2; i+4 <= len(b) && b[i] == 0xFF && b[i+1] != 0xDA; {
+		n := int(b[i+2])<<8 | int(b[i+3])
+		if b[i+1] == 0xC4 {
+			dht = append(dht, b[i:i+2+n]...)
+		}
+		i += 2 + n
+	}
+	return dht
+})
 
 func copyPlane(dst []byte, dstStride int, src []byte, srcStride, w, h int) {
 	for y := 0; y < h; y++ {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
+	"image/jpeg"
 	"math/rand"
 	"strings"
 	"sync"
@@ -205,7 +207,8 @@ func TestToI420Rejects(t *testing.T) {
 		{RawFrame{Data: make([]byte, 64*48), FourCC: FourCCNV12, Width: 64, Height: 48}, "bytes"},
 		{RawFrame{Data: make([]byte, 64*48*3/2-1), FourCC: FourCCYU12, Width: 64, Height: 48}, "bytes"},
 		{RawFrame{Data: make([]byte, 64*48*2), FourCC: FourCCYUYV, Width: 66, Height: 48}, "into 64x48"},
-		{RawFrame{Data: []byte{0xff, 0xd8}, FourCC: FourCCMJPG, Width: 64, Height: 48}, "not supported"},
+		{RawFrame{Data: make([]byte, 64*48*3), FourCC: 'R' | 'G'<<8 | 'B'<<16 | '3'<<24, Width: 64, Height: 48}, "RGB3 is not supported"},
+		{RawFrame{Data: []byte{0xff, 0xd8}, FourCC: FourCCMJPG, Width: 64, Height: 48}, "MJPEG frame (2 bytes)"},
 		{RawFrame{Data: []byte{0, 0, 1}, FourCC: FourCCH264, Width: 64, Height: 48}, "H.264 already"},
 	} {
 		if err := ToI420(dst, c.f); err == nil || !strings.Contains(err.Error(), c.want) {
@@ -455,5 +458,141 @@ func BenchmarkEncodedCameraYUYV640x480(b *testing.B) {
 			}
 			b.ReportMetric(float64(n)/float64(b.N), "bytes/frame")
 		})
+	}
+}
+
+// jpegSegments lists the marker segments of a JPEG up to the scan.
+func jpegSegments(b []byte) []byte {
+	var ms []byte
+	for i := 2; i+4 <= len(b) && b[i] == 0xFF; {
+		ms = append(ms, b[i+1])
+		if b[i+1] == 0xDA {
+			break
+		}
+		i += 2 + (int(b[i+2])<<8 | int(b[i+3]))
+	}
+	return ms
+}
+
+// stripDHT removes the Huffman tables, as UVC cameras send MJPEG.
+func stripDHT(t *testing.T, b []byte) []byte {
+	t.Helper()
+	out := append([]byte(nil), b[:2]...)
+	i := 2
+	for i+4 <= len(b) && b[i] == 0xFF && b[i+1] != 0xDA {
+		n := 2 + (int(b[i+2])<<8 | int(b[i+3]))
+		if b[i+1] != 0xC4 {
+			out = append(out, b[i:i+n]...)
+		}
+		i += n
+	}
+	out = append(out, b[i:]...)
+	if bytes.Contains(jpegSegments(out), []byte{0xC4}) || !bytes.Contains(jpegSegments(b), []byte{0xC4}) {
+		t.Fatalf("stripDHT: segments %x -> %x", jpegSegments(b), jpegSegments(out))
+	}
+	return out
+}
+
+func testJPEG(t *testing.T, img image.Image) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 95}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// MJPEG frames without Huffman tables (as UVC sends them) decode to what
+// the complete JPEG decodes to, scaled to limited range, 4:2:0 chroma kept.
+func TestToI420MJPEG(t *testing.T) {
+	const w, h = 64, 48
+	src := image.NewYCbCr(image.Rect(0, 0, w, h), image.YCbCrSubsampleRatio420)
+	r := rand.New(rand.NewSource(3))
+	for i := range src.Y {
+		src.Y[i] = byte(i%w*4 + r.Intn(3))
+	}
+	for i := range src.Cb {
+		src.Cb[i], src.Cr[i] = byte(60+i%32), byte(200-i%40)
+	}
+	full := testJPEG(t, src)
+	ref, err := jpeg.Decode(bytes.NewReader(full))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := ref.(*image.YCbCr)
+	bare := stripDHT(t, full)
+	if _, err := jpeg.Decode(bytes.NewReader(bare)); err == nil {
+		t.Fatal("a JPEG without Huffman tables decoded by itself: the test proves nothing")
+	}
+	for _, data := range [][]byte{full, bare} {
+		dst := NewI420Frame(w, h)
+		if err := ToI420(dst, RawFrame{Data: data, FourCC: FourCCMJPG, Width: w, Height: h}); err != nil {
+			t.Fatal(err)
+		}
+		lut := jpegRangeLUT()
+		for y := 0; y < h; y++ {
+			for x := 0; x < w; x++ {
+				if got, want := dst.Y[y*w+x], lut.y[rc.Y[rc.YOffset(x, y)]]; got != want {
+					t.Fatalf("Y(%d,%d) = %d, want %d", x, y, got, want)
+				}
+			}
+		}
+		for y := 0; y < h/2; y++ {
+			for x := 0; x < w/2; x++ {
+				o := rc.COffset(2*x, 2*y)
+				if dst.Cb[y*w/2+x] != lut.c[rc.Cb[o]] || dst.Cr[y*w/2+x] != lut.c[rc.Cr[o]] {
+					t.Fatalf("chroma (%d,%d) = %d,%d, want %d,%d", x, y, dst.Cb[y*w/2+x], dst.Cr[y*w/2+x], lut.c[rc.Cb[o]], lut.c[rc.Cr[o]])
+				}
+			}
+		}
+	}
+	if lut := jpegRangeLUT(); lut.y[0] != 16 || lut.y[255] != 235 || lut.c[0] != 16 || lut.c[128] != 128 || lut.c[255] != 240 {
+		t.Fatalf("range mapping: Y %d..%d, C %d/%d/%d", lut.y[0], lut.y[255], lut.c[0], lut.c[128], lut.c[255])
+	}
+
+	// Greyscale MJPEG: neutral chroma.
+	gray := image.NewGray(image.Rect(0, 0, w, h))
+	for i := range gray.Pix {
+		gray.Pix[i] = 200
+	}
+	dst := NewI420Frame(w, h)
+	if err := ToI420(dst, RawFrame{Data: stripDHT(t, testJPEG(t, gray)), FourCC: FourCCMJPG, Width: w, Height: h}); err != nil {
+		t.Fatal(err)
+	}
+	if dst.Y[100] < 185 || dst.Y[100] > 189 || dst.Cb[10] != 128 || dst.Cr[10] != 128 {
+		t.Fatalf("grey 200 → Y %d Cb %d Cr %d", dst.Y[100], dst.Cb[10], dst.Cr[10])
+	}
+	// The camera's size must match the picture's.
+	if err := ToI420(NewI420Frame(32, 48), RawFrame{Data: full, FourCC: FourCCMJPG, Width: 32, Height: 48}); err == nil || !strings.Contains(err.Error(), "is 64x48") {
+		t.Fatalf("size mismatch: %v", err)
+	}
+}
+
+// MJPEG through EncodedCamera: the H.264 decodes to the converted picture.
+func TestEncodedCameraMJPEG(t *testing.T) {
+	src := image.NewYCbCr(image.Rect(0, 0, 96, 64), image.YCbCrSubsampleRatio420)
+	for i := range src.Y {
+		src.Y[i] = byte(i % 97)
+	}
+	for i := range src.Cb {
+		src.Cb[i], src.Cr[i] = 90, 170
+	}
+	data := stripDHT(t, testJPEG(t, src))
+	want := NewI420Frame(96, 64)
+	if err := ToI420(want, RawFrame{Data: data, FourCC: FourCCMJPG, Width: 96, Height: 64}); err != nil {
+		t.Fatal(err)
+	}
+	cam := &fakeRawCamera{frames: []RawFrame{{Data: data, FourCC: FourCCMJPG, Width: 96, Height: 64}}}
+	e := NewEncodedCamera(cam, EncodedCameraOptions{Encoder: H264EncoderOptions{PCM: true}, Logger: quietLog()})
+	if err := e.Start(context.Background(), VideoConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	au, err := e.ReadAccessUnit(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := (&lossyTestDecoder{lastIDRID: -1}).decodeAU(au.Data)
+	if err != nil || !framesEqual(got, want) {
+		t.Fatalf("decoded MJPEG frame differs (err %v)", err)
 	}
 }
