@@ -29,6 +29,8 @@ Commands (sent to the device named by -device ACCOUNT/DEVICE):
   hangup                       end, cancel or decline the current call
   control COMMAND              send a netcall control command (1-16) in the current call
   status                       print the device's call state
+  press BUTTON [long]          act as if the device's button was pressed
+  unlock                       pulse the device's door relay
   watch                        print presence, state, events and bills live
                                (-device may use + wildcards, default +/+)
 
@@ -167,7 +169,12 @@ func buildRequest(cmd string, args []string) (signaling.Request, error) {
 				return req, fmt.Errorf("call type %q is not audio or video", args[1])
 			}
 		}
-	case "answer", "reject", "hangup", "status":
+	case "press":
+		if len(args) < 1 || len(args) > 2 || (len(args) == 2 && args[1] != "long") {
+			return req, errors.New("usage: press BUTTON [long]")
+		}
+		req.Button, req.Long = args[0], len(args) == 2
+	case "answer", "reject", "hangup", "status", "unlock":
 		if len(args) != 0 {
 			return req, fmt.Errorf("%s takes no arguments", cmd)
 		}

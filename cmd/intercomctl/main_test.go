@@ -14,6 +14,7 @@ import (
 func TestBuildRequestRejectsBadInput(t *testing.T) {
 	for _, args := range [][]string{
 		{"call"}, {"call", "a", "hologram"}, {"answer", "x"}, {"control"}, {"control", "x"}, {"control", "0"}, {"frobnicate"},
+		{"press"}, {"press", "call", "short"}, {"unlock", "now"},
 	} {
 		if _, err := buildRequest(args[0], args[1:]); err == nil {
 			t.Errorf("%v accepted", args)
@@ -22,6 +23,9 @@ func TestBuildRequestRejectsBadInput(t *testing.T) {
 	req, err := buildRequest("call", []string{"flat1", "audio"})
 	if err != nil || req.Account != "flat1" || req.Type != 1 || req.Action != "call" {
 		t.Fatalf("%+v %v", req, err)
+	}
+	if req, err := buildRequest("press", []string{"call", "long"}); err != nil || req.Button != "call" || !req.Long {
+		t.Fatalf("press: %+v %v", req, err)
 	}
 	for _, bad := range []string{"", "flat1", "/x", "a/b/c"} {
 		if _, err := parseDevice(bad); err == nil {
