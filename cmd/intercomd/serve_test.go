@@ -91,6 +91,18 @@ state: {outboxDir: DIR/outbox}
 		}
 		return resp
 	}
+	// Wait for the daemon to serve requests (it subscribes once connected).
+	for i := 0; ; i++ {
+		rctx, rcancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		_, err := ctl.Request(rctx, door, signaling.Request{Action: "status"})
+		rcancel()
+		if err == nil {
+			break
+		}
+		if i > 40 {
+			t.Fatalf("daemon never answered: %v", err)
+		}
+	}
 	// Press the call button until the door has seen the flat come online.
 	deadline := time.Now().Add(10 * time.Second)
 	var info *intercom.BeCallingInfo
