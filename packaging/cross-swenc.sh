@@ -6,7 +6,7 @@
 # Pi Zero/1, so that target stays pure Go.
 #
 #   make cross-swenc            # or packaging/cross-swenc.sh [arm64] [armv7]
-#   SWENC_DEV_PKGS="libx264-dev"  target -dev packages (multiarch), empty for none
+#   SWENC_DEV_PKGS=""  extra target -dev packages (multiarch): libx264-dev for -tags swenc_x264; openh264 needs none
 #
 # Output: $DIST/linux-arm64-swenc/intercomd, $DIST/linux-armv7-swenc/intercomd.
 # Smoke test without -L: qemu-user 7.2 mixes the host's and the cross glibc
@@ -20,7 +20,7 @@ DIST=${DIST:-dist}
 GO=${GO:-go}
 VERSION=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
 LDFLAGS=${LDFLAGS:--s -w -X main.version=$VERSION}
-SWENC_DEV_PKGS=${SWENC_DEV_PKGS-libx264-dev}
+SWENC_DEV_PKGS=${SWENC_DEV_PKGS-}
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(arm64 armv7)
 
@@ -46,7 +46,7 @@ for t in "${targets[@]}"; do
 		exit 1
 		;;
 	esac
-	pkgs=("gcc-$triplet" "libc6-dev:$debarch")
+	pkgs=("gcc-$triplet" "g++-$triplet" "libc6-dev:$debarch")
 	if ! dpkg --print-foreign-architectures | grep -qx "$debarch"; then
 		log "dpkg --add-architecture $debarch"
 		dpkg --add-architecture "$debarch"
@@ -58,8 +58,8 @@ for t in "${targets[@]}"; do
 
 	out="$DIST/linux-$t-swenc"
 	mkdir -p "$out"
-	log "$out: CGO_ENABLED=1 CC=$triplet-gcc GOARCH=$goarch GOARM=$goarm -tags swenc"
-	CGO_ENABLED=1 CC="$triplet-gcc" GOOS=linux GOARCH="$goarch" GOARM="$goarm" \
+	log "$out: CGO_ENABLED=1 CC=$triplet-gcc CXX=$triplet-g++ GOARCH=$goarch GOARM=$goarm -tags swenc"
+	CGO_ENABLED=1 CC="$triplet-gcc" CXX="$triplet-g++" GOOS=linux GOARCH="$goarch" GOARM="$goarm" \
 		PKG_CONFIG_LIBDIR="/usr/lib/$triplet/pkgconfig:/usr/share/pkgconfig" \
 		GOFLAGS="${PKG_GOFLAGS:--mod=mod}" \
 		"$GO" build -tags swenc -trimpath -ldflags "$LDFLAGS" -o "$out/" ./cmd/intercomd

@@ -18,6 +18,9 @@ import (
 // VideoConf selects the video source. Nothing is simulated unless asked.
 type VideoConf struct {
 	Source  string              `yaml:"source"` // none, camera, command, testpattern
+	// Encoder encodes a raw (non-H.264) camera: builtin (pure Go, the
+	// default) or software (openh264/x264, a cgo build with -tags swenc).
+	Encoder string `yaml:"encoder"`
 	Camera  device.CameraConfig `yaml:"camera"`
 	Command []string            `yaml:"command"` // e.g. [rpicam-vid, -t, "0", --inline, --codec, h264, --width, "{width}", --height, "{height}", --framerate, "{fps}", -o, "-"]
 }
@@ -94,6 +97,11 @@ func (c *Config) validateDevices(bad func(key, format string, args ...any)) {
 		}
 	default:
 		bad("video.source", "%q is not none, camera, command or testpattern", c.Video.Source)
+	}
+	switch c.Video.Encoder {
+	case "", "builtin", "software":
+	default:
+		bad("video.encoder", "%q is not builtin or software", c.Video.Encoder)
 	}
 	switch c.Audio.Capture {
 	case "", "none", "tone":
@@ -176,8 +184,15 @@ func openDevices(cfg Config, logger *slog.Logger) (*devices, error) {
 			return nil, fmt.Errorf("video.camera: %w", err)
 		}
 		d.closer = append(d.closer, cam.Close)
-		// H.264 cameras pass through; raw frames go to the pure-Go encoder.
-		src = device.NewEncodedCamera(cam, device.EncodedCameraOptions{Logger: logger})
+		// H.264 cameras pass through; raw frames go to an encoder.
+		if cfg.Video.Encoder == "software" {
+			if src, err = newSoftwareEncoder(cam, logger); err != nil {
+				cam.Close()
+				return nil, fmt.Errorf("video.encoder: %w", err)
+			}
+		} else {
+			src = device.NewEncodedCamera(cam, device.EncodedCameraOptions{Logger: logger})
+		}
 	case "command":
 		src = &device.Subprocess{Args: cfg.Video.Command, Logger: logger}
 	case "testpattern":
