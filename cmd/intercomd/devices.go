@@ -17,10 +17,10 @@ import (
 
 // VideoConf selects the video source. Nothing is simulated unless asked.
 type VideoConf struct {
-	Source  string              `yaml:"source"` // none, camera, command, testpattern
+	Source string `yaml:"source"` // none, camera, command, testpattern
 	// Encoder encodes a raw (non-H.264) camera: builtin (pure Go, the
 	// default) or software (openh264/x264, a cgo build with -tags swenc).
-	Encoder string `yaml:"encoder"`
+	Encoder string              `yaml:"encoder"`
 	Camera  device.CameraConfig `yaml:"camera"`
 	Command []string            `yaml:"command"` // e.g. [rpicam-vid, -t, "0", --inline, --codec, h264, --width, "{width}", --height, "{height}", --framerate, "{fps}", -o, "-"]
 }
