@@ -4,7 +4,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 BIN       := bin
 
-.PHONY: all build test test-race test-mosquitto lint demo bench fuzz clean
+.PHONY: all build test test-race test-mosquitto lint demo bench bench-site fuzz clean
 
 all: build
 
@@ -33,8 +33,12 @@ lint:
 demo: build
 	$(BIN)/intercomd demo
 
+# Go benchmarks (the 1000-endpoint site load is left to bench-site).
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) test -short -run '^$$' -bench . -benchmem ./...
+
+bench-site:
+	$(GO) test -run '^$$' -bench SiteLoad -benchtime 500x -timeout 20m ./intercom/
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./signaling/
