@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -86,13 +87,32 @@ func (g *retainGuard) Provides(b byte) bool {
 func (g *retainGuard) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	switch {
 	case pk.FixedHeader.Type == packets.Subscribe:
-		g.rw.RLock()
-		g.setHeld(cl, readLock)
+		if acquire(g.rw.TryRLock) {
+			g.setHeld(cl, readLock)
+		}
 	case pk.FixedHeader.Type == packets.Publish && pk.FixedHeader.Retain:
-		g.rw.Lock()
-		g.setHeld(cl, writeLock)
+		if acquire(g.rw.TryLock) {
+			g.setHeld(cl, writeLock)
+		}
 	}
 	return pk, nil
+}
+
+// guardWait bounds how long a packet waits for the guard. The guard only
+// narrows a race inside mochi; it must never stall the broker, so a packet
+// that cannot get the lock in time (a holder stuck in a shutdown, say)
+// goes ahead unguarded.
+const guardWait = 2 * time.Second
+
+func acquire(try func() bool) bool {
+	deadline := time.Now().Add(guardWait)
+	for !try() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	return true
 }
 
 func (g *retainGuard) OnPacketProcessed(cl *mqtt.Client, _ packets.Packet, _ error) {
@@ -103,8 +123,7 @@ func (g *retainGuard) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error)
 	g.release(cl) // a packet rejected by validation ends here
 	// A delayed will (MQTT 5) is retained later by the event loop without
 	// OnWillSent pairing; only immediate wills are guarded.
-	if will.Retain && cl.Properties.Will.WillDelayInterval == 0 {
-		g.rw.Lock()
+	if will.Retain && cl.Properties.Will.WillDelayInterval == 0 && acquire(g.rw.TryLock) {
 		g.setHeld(cl, writeLock)
 	}
 	return will, nil
