@@ -524,7 +524,8 @@ export class Engine {
     }
     if (from.account !== c.peer.account) return;
     if (c.decided) {
-      if (c.peer.device === from.device) return; // duplicate of the winning response
+      // A repeat of the winning response: our confirmation was lost.
+      if (c.peer.device === from.device) { if (c.state === IN_CALL) ack(true); return; }
       ack(false, CODE_ANSWERED_ELSEWHERE, 'another device responded first');
       return;
     }
