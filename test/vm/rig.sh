@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The intercomd VM test rig: boots a stock Debian kernel under qemu (TCG) with
-# the kernel's own simulated devices (vivid, gpio-sim, snd-aloop) and runs a
-# CGO_ENABLED=0 Go test binary inside it.
+# the kernel's own simulated devices (vivid, gpio-sim, snd-aloop, vicodec) and
+# runs a CGO_ENABLED=0 Go test binary inside it.
 #
 #   test/vm/rig.sh setup [amd64] [arm64]   install host tools, download/unpack
-#                                          kernels, build gpio-sim, build the
-#                                          base initramfs (all cached)
+#                                          kernels, build gpio-sim and vicodec,
+#                                          build the base initramfs (cached)
 #   test/vm/rig.sh run BINARY [ARGS...]    boot the guest matching BINARY's
 #                                          architecture and run it there; the
 #                                          exit code is the binary's
@@ -22,7 +22,7 @@ RIG_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${INTERCOMD_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/intercomd-vm}
 # The rig version: bump when the base image layout or /init changes so that a
 # stale cache is rebuilt rather than trusted.
-RIG_VERSION=4
+RIG_VERSION=5
 RIG_WORK=
 trap '[ -z "$RIG_WORK" ] || rm -rf "$RIG_WORK"' EXIT
 
@@ -150,7 +150,8 @@ extract_vmlinux() { # BZIMAGE OUT: the xz payload of a bzImage is the ELF vmlinu
 # module from linux-source-6.1, against the unpacked Debian headers.
 fetch_sources() {
 	local sdir="$CACHE/src"
-	if [ -f "$sdir/.done" ]; then return; fi
+	# .done-2: v4l2-mem2mem.c joined the list (amd64's Debian kernel lacks it).
+	if [ -f "$sdir/.done-2" ]; then return; fi
 	apt_fetch linux-source-6.1
 	rm -rf "$sdir"
 	mkdir -p "$sdir"
@@ -160,9 +161,10 @@ fetch_sources() {
 	tarball=$(ls "$sdir"/pkg/usr/src/linux-source-6.1*.tar.* | head -n1)
 	tar -C "$sdir" -xf "$tarball" --wildcards --strip-components=1 \
 		'*/drivers/gpio/gpio-sim.c' '*/drivers/gpio/gpiolib.h' '*/kernel/irq/irq_sim.c' \
-		'*/drivers/media/test-drivers/vicodec/*' '*/drivers/media/test-drivers/vim2m.c'
+		'*/drivers/media/test-drivers/vicodec/*' '*/drivers/media/test-drivers/vim2m.c' \
+		'*/drivers/media/v4l2-core/v4l2-mem2mem.c'
 	rm -rf "$sdir/pkg"
-	touch "$sdir/.done"
+	touch "$sdir/.done-2"
 }
 
 fetch_headers() { # ARCH -> sets up $CACHE/ARCH/headers with working scripts/tools links
@@ -199,11 +201,12 @@ fetch_headers() { # ARCH -> sets up $CACHE/ARCH/headers with working scripts/too
 	touch "$hdir/.done-$kver"
 }
 
-build_modules() { # ARCH: gpio-sim (+ irq_sim), and vicodec/vim2m when Debian lacks them
+build_modules() { # ARCH: gpio-sim (+ irq_sim), vicodec, and v4l2-mem2mem when Debian lacks it
 	local a=$1 kver
 	kver=$(kernel_abi "$a")
 	local mdir="$CACHE/$a/extra"
-	if [ -f "$mdir/.done-$kver" ]; then return; fi
+	# -m2m: the stamp of the build that added vicodec (older caches rebuild).
+	if [ -f "$mdir/.done-$kver-m2m" ]; then return; fi
 	fetch_sources
 	fetch_headers "$a"
 	rm -rf "$mdir"
@@ -224,11 +227,31 @@ build_modules() { # ARCH: gpio-sim (+ irq_sim), and vicodec/vim2m when Debian la
 		cat "$mdir/build.log" >&2
 		die "gpio-sim build failed for $a"
 	}
-	touch "$mdir/.done-$kver"
+	# vicodec (the stateful FWHT codec: the M2M encoder API of the Pi's
+	# bcm2835-codec) is not built by Debian. Its Kconfig selects
+	# V4L2_MEM2MEM_DEV, VIDEOBUF2_VMALLOC, MEDIA_CONTROLLER(_REQUEST_API):
+	# arm64 ships v4l2-mem2mem.ko, amd64 does not (no M2M driver enabled),
+	# so there it is built from the same source next to vicodec.
+	mkdir -p "$mdir/vicodec"
+	cp "$CACHE/src/drivers/media/test-drivers/vicodec/"*.[ch] "$mdir/vicodec/"
+	printf 'obj-m := vicodec.o\nvicodec-y := vicodec-core.o codec-fwht.o codec-v4l2-fwht.o\n' >"$mdir/vicodec/Kbuild"
+	local cfg="$CACHE/$a/kernel/root/boot/config-$kver"
+	if ! grep -q '^CONFIG_V4L2_MEM2MEM_DEV=[ym]' "$cfg"; then
+		cp "$CACHE/src/drivers/media/v4l2-core/v4l2-mem2mem.c" "$mdir/vicodec/"
+		printf 'obj-m += v4l2-mem2mem.o\n' >>"$mdir/vicodec/Kbuild"
+	fi
+	mk=(make -s -C "$kbuild" M="$mdir/vicodec" -j"$(nproc)")
+	[ "$a" = arm64 ] && mk+=(ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-)
+	log "building vicodec for $a ($kver)"
+	"${mk[@]}" modules >"$mdir/build-vicodec.log" 2>&1 || {
+		cat "$mdir/build-vicodec.log" >&2
+		die "vicodec build failed for $a"
+	}
+	touch "$mdir/.done-$kver-m2m"
 }
 
 # ---------------------------------------------------------------- initramfs
-MODULES=(configfs gpio-sim vivid snd-aloop)
+MODULES=(configfs gpio-sim vivid snd-aloop vicodec)
 
 build_base() { # ARCH
 	local a=$1 kver
@@ -251,7 +274,7 @@ build_base() { # ARCH
 	# with the distribution modules.
 	local mroot="$CACHE/$a/kernel/root"
 	mkdir -p "$mroot/lib/modules/$kver/extra"
-	cp "$CACHE/$a/extra/gpio-sim/gpio-sim.ko" "$mroot/lib/modules/$kver/extra/"
+	cp "$CACHE/$a/extra/gpio-sim/gpio-sim.ko" "$CACHE/$a/extra/vicodec/"*.ko "$mroot/lib/modules/$kver/extra/"
 	depmod -b "$mroot" "$kver"
 	: >"$root/modules.list"
 	local m line
