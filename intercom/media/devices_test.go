@@ -45,7 +45,9 @@ func TestTestPatternAndToneEndToEnd(t *testing.T) {
 		t.Skip("no ffmpeg to decode the recording")
 	}
 	path := filepath.Join(dir, indoor.s.ID()+".mkv")
-	out, err := exec.Command(ffmpeg, "-v", "error", "-i", path, "-f", "null", "-").CombinedOutput()
+	// Keep the recording's millisecond timestamps: the null muxer would
+	// otherwise round them onto a 1/fps grid and complain about duplicates.
+	out, err := exec.Command(ffmpeg, "-v", "error", "-i", path, "-fps_mode", "passthrough", "-enc_time_base:v", "1:1000", "-f", "null", "-").CombinedOutput()
 	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
 		t.Fatalf("ffmpeg could not decode the received stream cleanly: %v\n%s", err, out)
 	}

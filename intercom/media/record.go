@@ -27,6 +27,7 @@ type videoRec struct {
 	r      *recorders
 	track  int
 	failed atomic.Bool
+	last   time.Time // players reject equal or falling timestamps
 }
 
 type audioRec struct {
@@ -72,7 +73,14 @@ func (v *videoRec) write(au []byte, log *slog.Logger) {
 	if v == nil || v.failed.Load() {
 		return
 	}
-	err := v.r.mkv.WriteVideo(v.track, device.AccessUnit{Data: au, Keyframe: hasIDR(au), CaptureTime: time.Now()})
+	// Matroska keeps milliseconds: two frames written within one must
+	// still get increasing timestamps (each track has one writer).
+	t := time.Now().Truncate(time.Millisecond)
+	if !t.After(v.last) {
+		t = v.last.Add(time.Millisecond)
+	}
+	v.last = t
+	err := v.r.mkv.WriteVideo(v.track, device.AccessUnit{Data: au, Keyframe: hasIDR(au), CaptureTime: t})
 	if err != nil && !v.failed.Swap(true) {
 		log.Warn("recording stopped for a video track", "file", v.r.path, "err", err)
 	}
