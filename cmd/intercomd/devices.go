@@ -19,10 +19,14 @@ import (
 type VideoConf struct {
 	Source string `yaml:"source"` // none, camera, command, testpattern
 	// Encoder encodes a raw (non-H.264) camera: builtin (pure Go, the
-	// default) or software (openh264/x264, a cgo build with -tags swenc).
-	Encoder string              `yaml:"encoder"`
-	Camera  device.CameraConfig `yaml:"camera"`
-	Command []string            `yaml:"command"` // e.g. [rpicam-vid, -t, "0", --inline, --codec, h264, --width, "{width}", --height, "{height}", --framerate, "{fps}", -o, "-"]
+	// default), v4l2m2m (the Pi 0-4 hardware encoder, bcm2835-codec) or
+	// software (openh264/x264, a cgo build with -tags swenc).
+	Encoder string `yaml:"encoder"`
+	// EncoderDevice names the V4L2 M2M encoder (path, driver or card
+	// name); empty: the first H.264 M2M encoder.
+	EncoderDevice string              `yaml:"encoderDevice"`
+	Camera        device.CameraConfig `yaml:"camera"`
+	Command       []string            `yaml:"command"` // e.g. [rpicam-vid, -t, "0", --inline, --codec, h264, --width, "{width}", --height, "{height}", --framerate, "{fps}", -o, "-"]
 }
 
 // AudioConf selects the microphone and speaker.
@@ -99,9 +103,9 @@ func (c *Config) validateDevices(bad func(key, format string, args ...any)) {
 		bad("video.source", "%q is not none, camera, command or testpattern", c.Video.Source)
 	}
 	switch c.Video.Encoder {
-	case "", "builtin", "software":
+	case "", "builtin", "software", "v4l2m2m":
 	default:
-		bad("video.encoder", "%q is not builtin or software", c.Video.Encoder)
+		bad("video.encoder", "%q is not builtin, v4l2m2m or software", c.Video.Encoder)
 	}
 	switch c.Audio.Capture {
 	case "", "none", "tone":
@@ -185,12 +189,15 @@ func openDevices(cfg Config, logger *slog.Logger) (*devices, error) {
 		}
 		d.closer = append(d.closer, cam.Close)
 		// H.264 cameras pass through; raw frames go to an encoder.
-		if cfg.Video.Encoder == "software" {
+		switch cfg.Video.Encoder {
+		case "software":
 			if src, err = newSoftwareEncoder(cam, logger); err != nil {
 				cam.Close()
 				return nil, fmt.Errorf("video.encoder: %w", err)
 			}
-		} else {
+		case "v4l2m2m":
+			src = device.NewM2MCamera(cam, device.M2MEncoderOptions{Device: cfg.Video.EncoderDevice, Logger: logger})
+		default:
 			src = device.NewEncodedCamera(cam, device.EncodedCameraOptions{Logger: logger})
 		}
 	case "command":
