@@ -179,7 +179,10 @@ func TestALSALoopbackVM(t *testing.T) {
 			on, clean := toneWindows(got, tc.rf.Channels, tc.rf.SampleRate, tc.freq, tc.amp/2)
 			t.Logf("tone windows: median power %.0f (want about %.0f), %.0f%% clean; splices seen: %v",
 				on, wantP, 100*clean, glitches(got, tc.rf.Channels, float64(tc.rf.SampleRate)/tc.freq/2))
-			if on < wantP*0.6 || on > wantP*1.4 || clean < 0.8 {
+			// Bounds leave room for TCG stalls (seen once in ~10 full runs
+			// at the old 0.6/0.8): a wrong gain, rate or channel map is far
+			// outside them.
+			if on < wantP*0.5 || on > wantP*1.5 || clean < 0.6 {
 				t.Logf("peak per 50 ms of channel 0: %v", envelope(got, tc.rf.Channels, tc.rf.SampleRate))
 				t.Fatalf("captured tone: median power at %.0f Hz %.0f, want about %.0f (amplitude %.0f); %.0f%% of windows clean",
 					tc.freq, on, wantP, tc.amp, 100*clean)
