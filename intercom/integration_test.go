@@ -519,9 +519,15 @@ func TestIntegrationBrokerRestart(t *testing.T) {
 			close(gate.open)
 			door := n.start("door", "d1", func(c *EndpointConfig) {
 				c.WrapBills = func(p signaling.BillPublisher) signaling.BillPublisher { return gate.wrap(p) }
+				c.Engine.CallTimeout = 10 * time.Minute // see the flat's timers below
 			})
 			flat := n.start("flat1", "tablet", func(c *EndpointConfig) {
 				c.WrapBills = func(p signaling.BillPublisher) signaling.BillPublisher { return gate.wrap(p) }
+				// The test advances the fake clock to drive response repeats
+				// while the clients reconnect (slowly under qemu-user): keep
+				// the give-up timers out of the way.
+				c.Engine.ResponseTimeout = 10 * time.Minute
+				c.Engine.RingTimeout = 10 * time.Minute
 			})
 			door.waitOnline(t, "flat1", "tablet")
 			res := mustCall(t, door, "flat1", nil)
@@ -549,7 +555,7 @@ func TestIntegrationBrokerRestart(t *testing.T) {
 							t.Fatal(err)
 						}
 					case <-time.After(300 * time.Millisecond):
-						if i > 20 {
+						if i > 100 {
 							t.Fatal("response never confirmed")
 						}
 						n.clock.Advance(responseRetransmit)
