@@ -175,6 +175,7 @@ type Session struct {
 	connectAt     atomic.Int64 // ns after t0
 	firstFrameAt  atomic.Int64 // ns after t0
 	closeOnce     sync.Once
+	workMu        sync.Mutex // orders onTrack's workers before Close's wait
 	closeErr      error
 	finalMu       sync.Mutex
 	final         *Stats
@@ -501,7 +502,9 @@ func (s *Session) DowngradeToAudio() error {
 // PeerConnection). It is idempotent; the final Stats stay readable.
 func (s *Session) Close() error {
 	s.closeOnce.Do(func() {
+		s.workMu.Lock()
 		s.closed.Store(true)
+		s.workMu.Unlock()
 		st := s.liveStats()
 		s.finalMu.Lock()
 		s.final = &st
@@ -919,6 +922,11 @@ func (s *Session) fail(reason string) {
 }
 
 func (s *Session) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
+	// pion calls this on its own goroutine, possibly while Close runs:
+	// check closed and add workers under workMu, which Close takes to set
+	// closed, so no worker is added once Close may be waiting for them.
+	s.workMu.Lock()
+	defer s.workMu.Unlock()
 	if s.closed.Load() {
 		return
 	}
