@@ -130,24 +130,7 @@ func predLuma16(pred *[256]byte, mode int, nb *h264Neighbours) {
 			pred[i] = byte(s)
 		}
 	case i16Plane:
-		var h, v int32
-		for i := int32(0); i < 8; i++ {
-			tm, lm := nb.corner, nb.corner // p[-1,-1] where 6-i = -1
-			if i < 7 {
-				tm, lm = nb.top[6-i], nb.left[6-i]
-			}
-			h += (i + 1) * (nb.top[8+i] - tm)
-			v += (i + 1) * (nb.left[8+i] - lm)
-		}
-		a := 16 * (nb.left[15] + nb.top[15])
-		b := (5*h + 32) >> 6
-		c := (5*v + 32) >> 6
-		for y := int32(0); y < 16; y++ {
-			base := a + c*(y-7) + 16
-			for x := int32(0); x < 16; x++ {
-				pred[y*16+x] = clip255((base + b*(x-7)) >> 5)
-			}
-		}
+		predPlane(pred[:], 16, 5, nb)
 	}
 }
 
@@ -204,24 +187,7 @@ func predChroma8(pred *[64]byte, mode int, nb *h264Neighbours) {
 			}
 		}
 	case chromaPlane:
-		var h, v int32
-		for i := int32(0); i < 4; i++ {
-			tm, lm := nb.corner, nb.corner
-			if i < 3 {
-				tm, lm = nb.top[2-i], nb.left[2-i]
-			}
-			h += (i + 1) * (nb.top[4+i] - tm)
-			v += (i + 1) * (nb.left[4+i] - lm)
-		}
-		a := 16 * (nb.left[7] + nb.top[7])
-		b := (34*h + 32) >> 6
-		c := (34*v + 32) >> 6
-		for y := int32(0); y < 8; y++ {
-			base := a + c*(y-3) + 16
-			for x := int32(0); x < 8; x++ {
-				pred[y*8+x] = clip255((base + b*(x-3)) >> 5)
-			}
-		}
+		predPlane(pred[:], 8, 34, nb)
 	}
 }
 
@@ -796,5 +762,29 @@ func (p *h264Picture) putMB(mb []byte, mx, my int) {
 	for r := 0; r < 8; r++ {
 		copy(p.cb[(my*8+r)*p.strideC+mx*8:], mb[256+r*8:256+r*8+8])
 		copy(p.cr[(my*8+r)*p.strideC+mx*8:], mb[320+r*8:320+r*8+8])
+	}
+}
+
+// predPlane is the plane prediction of an n×n block (8.3.3.4 for 16×16
+// luma with scale 5, 8.3.4.4 for 8×8 chroma with scale 34).
+func predPlane(pred []byte, n, scale int32, nb *h264Neighbours) {
+	half := n / 2
+	var h, v int32
+	for i := int32(0); i < half; i++ {
+		tm, lm := nb.corner, nb.corner // p[-1,-1] where half-2-i = -1
+		if i < half-1 {
+			tm, lm = nb.top[half-2-i], nb.left[half-2-i]
+		}
+		h += (i + 1) * (nb.top[half+i] - tm)
+		v += (i + 1) * (nb.left[half+i] - lm)
+	}
+	a := 16 * (nb.left[n-1] + nb.top[n-1])
+	b := (scale*h + 32) >> 6
+	c := (scale*v + 32) >> 6
+	for y := int32(0); y < n; y++ {
+		base := a + c*(y-(half-1)) + 16
+		for x := int32(0); x < n; x++ {
+			pred[y*n+x] = clip255((base + b*(x-(half-1))) >> 5)
+		}
 	}
 }
