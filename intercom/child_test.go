@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/intercomd/intercomd/device"
+	"github.com/intercomd/intercomd/intercom/media"
 	"github.com/intercomd/intercomd/signaling"
 )
 
@@ -57,7 +59,7 @@ func unusedAddr(t *testing.T) string {
 	return addr
 }
 
-func startChild(t *testing.T, spec childSpec) *child {
+func startChild(t testing.TB, spec childSpec) *child {
 	t.Helper()
 	data, _ := json.Marshal(spec)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -94,7 +96,7 @@ func startChild(t *testing.T, spec childSpec) *child {
 	return c
 }
 
-func (c *child) kill(t *testing.T) {
+func (c *child) kill(t testing.TB) {
 	if c.cmd.ProcessState != nil {
 		return
 	}
@@ -110,8 +112,20 @@ func runChild(specJSON string) int {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	self := signaling.Address{Account: spec.Account, Device: spec.Device}
+	var mp MediaProvider
+	if spec.Mode == "answerMedia" {
+		// An indoor unit: tone for a microphone, no camera, null speaker.
+		me, err := media.NewEngine(media.Config{LoopbackOnly: true, Logger: logger})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "child:", err)
+			return 1
+		}
+		mp = &PionMedia{Engine: me, Devices: func() media.Devices {
+			return media.Devices{Audio: device.NewSineTone(330), Speaker: &device.NullSink{}}
+		}}
+	}
 	ep, err := NewEndpoint(EndpointConfig{
-		Engine:    Config{Self: self, Logger: logger},
+		Engine:    Config{Self: self, Logger: logger, Media: mp},
 		Client:    signaling.ClientConfig{Broker: spec.Broker, Topics: signaling.Topics{Prefix: spec.Prefix}, Self: self, KeepAlive: 2 * time.Second},
 		OutboxDir: filepath.Join(spec.Dir, "outbox"),
 	})
@@ -123,7 +137,7 @@ func runChild(specJSON string) int {
 	events, _ := ep.Engine.Subscribe()
 	go func() { _ = ep.Run(ctx) }()
 	switch spec.Mode {
-	case "answer":
+	case "answer", "answerMedia":
 		if err := ep.Client.WaitConnected(ctx); err != nil {
 			return 1
 		}

@@ -107,11 +107,15 @@ type Engine struct {
 	done chan struct{}
 
 	// Owned by the Run goroutine.
-	call       *call
-	presence   map[signaling.Address]signaling.Presence
-	seenChan   *lru // channelIds this device has handled (duplicate invites)
-	seenMsg    *lru // envelope ids (duplicate deliveries)
-	ended      *lru // channelIds of calls that ended here (late responses → 9102/9103)
+	call     *call
+	presence map[signaling.Address]signaling.Presence
+	seenChan *lru[struct{}] // channelIds this device has handled (duplicate invites)
+	seenMsg  *lru[struct{}] // envelope ids (duplicate deliveries)
+	// ended holds the channelIds of calls that ended here, with the callee
+	// devices whose responses were confirmed: a repeat from one of them
+	// (its confirmation was lost) is confirmed again, any other late
+	// response gets 9103.
+	ended      *lru[map[string]bool]
 	state      StateInfo
 	subsMu     sync.Mutex
 	subs       map[int]chan Event
@@ -152,6 +156,9 @@ type call struct {
 	acked   map[string]bool // callee devices that sent START_NOTIFY_RECEIVED
 	busy    map[string]bool // callee devices that answered busy
 	decided bool            // the first decisive response arrived
+	// confirmed are the callee devices whose response we confirmed with
+	// ok (busy ones and the decisive one).
+	confirmed map[string]bool
 
 	peerOffline Timer // grace timer while the peer's presence is offline
 	media       *mediaState
@@ -191,9 +198,9 @@ func New(cfg Config, tr Transport) (*Engine, error) {
 		in:       make(chan func(), 1024),
 		done:     make(chan struct{}),
 		presence: make(map[signaling.Address]signaling.Presence),
-		seenChan: newLRU(1024),
-		seenMsg:  newLRU(4096),
-		ended:    newLRU(256),
+		seenChan: newLRU[struct{}](1024),
+		seenMsg:  newLRU[struct{}](4096),
+		ended:    newLRU[map[string]bool](256),
 		subs:     make(map[int]chan Event),
 	}
 	e.state = StateInfo{State: StateIdle, Since: cfg.Clock.Now().UnixMilli()}
@@ -456,6 +463,13 @@ func (e *Engine) onlineDevices(account string) []string {
 		}
 	}
 	return out
+}
+
+func (c *call) confirm(device string) {
+	if c.confirmed == nil {
+		c.confirmed = make(map[string]bool)
+	}
+	c.confirmed[device] = true
 }
 
 func (c *call) forceKeepCalling() bool { return c.push != nil && c.push.ForceKeepCalling }
@@ -890,7 +904,11 @@ func (e *Engine) onResponse(env signaling.Envelope, r *signaling.Response) {
 		e.send(from, signaling.TypeResponseAck, env.Channel, &signaling.ResponseAck{OK: ok, Code: code, Msg: msg})
 	}
 	if c == nil || c.channel != env.Channel || c.dir != outgoing {
-		if e.ended.has(env.Channel) {
+		if confirmed, ok := e.ended.get(env.Channel); ok {
+			if confirmed[from.Device] {
+				ack(true, 0, "") // a repeat: our confirmation was lost
+				return
+			}
 			ack(false, CodeAnsweredElsewhere, "the call was already answered, rejected or ended")
 		}
 		return
@@ -899,7 +917,7 @@ func (e *Engine) onResponse(env signaling.Envelope, r *signaling.Response) {
 		return
 	}
 	if c.decided {
-		if c.peer.Device == from.Device && c.state == StateInCall {
+		if c.confirmed[from.Device] {
 			ack(true, 0, "") // a repeat: our confirmation was lost
 			return
 		}
@@ -908,6 +926,7 @@ func (e *Engine) onResponse(env signaling.Envelope, r *signaling.Response) {
 	}
 	if r.Busy {
 		c.busy[from.Device] = true
+		c.confirm(from.Device)
 		ack(true, 0, "")
 		if !e.allBusy(c) {
 			return // another device of the account may still answer
@@ -920,6 +939,7 @@ func (e *Engine) onResponse(env signaling.Envelope, r *signaling.Response) {
 		return
 	}
 	c.decided = true
+	c.confirm(from.Device)
 	ack(true, 0, "")
 	e.send(signaling.Address{Account: c.peer.Account}, signaling.TypeAckSync, c.channel,
 		&signaling.AckSync{Accepted: r.Accepted, Device: from.Device, ClientType: r.ClientType, CallType: c.callType})
@@ -1089,7 +1109,7 @@ func (e *Engine) finish(c *call, fi finishInfo) {
 		c.responding = nil
 		p.reply <- errorf(CodeChannelInvalid, "call ended: %s", fi.reason)
 	}
-	e.ended.add(c.channel)
+	e.ended.put(c.channel, c.confirmed)
 	if e.call == c {
 		e.call = nil
 		e.setState(StateIdle)

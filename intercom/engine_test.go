@@ -643,3 +643,50 @@ func TestCalleeVanishesWhileCalling(t *testing.T) {
 		t.Fatalf("%+v", b)
 	}
 }
+
+// A reject whose confirmation is lost is sent again and confirmed again
+// after the caller's call has ended; a device that never responded in time
+// still gets 9103 from the caller.
+func TestLostConfirmationOfRejectIsRepeated(t *testing.T) {
+	h := newHarness(t)
+	door := h.add("door", "d1")
+	tablet := h.add("flat1", "tablet")
+	phone := h.add("flat1", "phone")
+	dial(t, door, "flat1", TypeVideo, nil)
+	ring := tablet.next(t, EvBeCalling).Data.(*BeCallingInfo)
+	phoneRing := phone.next(t, EvBeCalling).Data.(*BeCallingInfo)
+	h.settle()
+	// The tablet's confirmation is lost, and so is the phone's callerAckSync
+	// (it keeps ringing as if it had been offline for a moment).
+	h.bus.mu.Lock()
+	h.bus.drop = func(env signaling.Envelope) bool {
+		return (env.Type == signaling.TypeResponseAck && env.To.Device == "tablet") ||
+			(env.Type == signaling.TypeAckSync && env.To.Device == "phone")
+	}
+	h.bus.mu.Unlock()
+	rejected := respond(tablet, *ring, false)
+	door.next(t, EvCallRejected)
+	h.settle()
+	if door.state(t) != StateIdle {
+		t.Fatal("the door's call did not end on the reject")
+	}
+	select {
+	case err := <-rejected:
+		t.Fatalf("Response returned %v without a confirmation", err)
+	default:
+	}
+	h.bus.mu.Lock()
+	h.bus.drop = nil
+	h.bus.mu.Unlock()
+	h.advance(responseRetransmit)
+	if err := waitErr(t, rejected); err != nil {
+		t.Fatalf("repeated reject: %v, want it confirmed", err)
+	}
+	if err := waitErr(t, respond(phone, *phoneRing, true)); ErrorCode(err) != CodeAnsweredElsewhere {
+		t.Fatalf("late answer from the phone: %v, want %d", err, CodeAnsweredElsewhere)
+	}
+	h.settle()
+	if b := tablet.lastBill(t); b.Disposition != DispRejected {
+		t.Fatalf("tablet bill %+v", b)
+	}
+}

@@ -1,18 +1,27 @@
 package intercom
 
-// lru is a bounded set of recently seen strings (FIFO eviction is enough:
-// entries only need to outlive retries, not be ranked).
-type lru struct {
+// lru is a bounded map of recently seen strings to a value (FIFO eviction
+// is enough: entries only need to outlive retries, not be ranked).
+type lru[V any] struct {
 	max   int
 	order []string
-	set   map[string]struct{}
+	set   map[string]V
 }
 
-func newLRU(max int) *lru { return &lru{max: max, set: make(map[string]struct{}, max)} }
+func newLRU[V any](max int) *lru[V] { return &lru[V]{max: max, set: make(map[string]V, max)} }
 
-func (l *lru) has(s string) bool { _, ok := l.set[s]; return ok }
+func (l *lru[V]) has(s string) bool { _, ok := l.set[s]; return ok }
 
-func (l *lru) add(s string) {
+func (l *lru[V]) get(s string) (V, bool) { v, ok := l.set[s]; return v, ok }
+
+// add records s with the zero value (a set member).
+func (l *lru[V]) add(s string) {
+	var zero V
+	l.put(s, zero)
+}
+
+// put records s with v; a key already present keeps its first value.
+func (l *lru[V]) put(s string, v V) {
 	if l.has(s) {
 		return
 	}
@@ -21,5 +30,5 @@ func (l *lru) add(s string) {
 		l.order = l.order[1:]
 	}
 	l.order = append(l.order, s)
-	l.set[s] = struct{}{}
+	l.set[s] = v
 }

@@ -39,13 +39,14 @@ export const systemClock = {
   clearTimeout: (t) => clearTimeout(t),
 };
 
-/** A bounded set: remembers the last `max` keys. */
+/** A bounded set (or map, with a value): remembers the last `max` keys. */
 class RecentSet {
   constructor(max) { this.max = max; this.m = new Map(); }
   has(k) { return this.m.has(k); }
-  add(k) {
+  get(k) { return this.m.get(k); }
+  add(k, v = true) {
     this.m.delete(k);
-    this.m.set(k, true);
+    this.m.set(k, v);
     if (this.m.size > this.max) this.m.delete(this.m.keys().next().value);
   }
 }
@@ -223,7 +224,9 @@ export class Engine {
   newCall(fields) {
     return {
       state: null, timers: [], remote: new Map(), applied: null, decided: false, attempts: 0,
-      answer: 0, responding: null, peerOffline: null, ...fields,
+      answer: 0, responding: null, peerOffline: null,
+      confirmed: new Set(), // callee devices whose response we confirmed (busy ones, the decisive one)
+      ...fields,
     };
   }
 
@@ -519,18 +522,22 @@ export class Engine {
     const from = env.from;
     const ack = (ok, code, message) => this.send(from, 'responseAck', env.channelId, { ok, code, message });
     if (!c || c.channel !== env.channelId || c.dir !== OUT) {
-      if (this.ended.has(env.channelId)) ack(false, CODE_ANSWERED_ELSEWHERE, 'the call was already answered, rejected or ended');
+      // A repeat from a device we confirmed (the confirmation was lost) is
+      // confirmed again; any other late response lost to another device.
+      const ended = this.ended.get(env.channelId);
+      if (ended instanceof Set && ended.has(from.device)) ack(true);
+      else if (ended) ack(false, CODE_ANSWERED_ELSEWHERE, 'the call was already answered, rejected or ended');
       return;
     }
     if (from.account !== c.peer.account) return;
     if (c.decided) {
-      // A repeat of the winning response: our confirmation was lost.
-      if (c.peer.device === from.device) { if (c.state === IN_CALL) ack(true); return; }
+      if (c.confirmed.has(from.device)) { ack(true); return; } // a repeat: our confirmation was lost
       ack(false, CODE_ANSWERED_ELSEWHERE, 'another device responded first');
       return;
     }
     if (r.busy) {
       c.busy.add(from.device);
+      c.confirmed.add(from.device);
       ack(true);
       if (!this.allBusy(c)) return; // another device may still answer
       c.decided = true;
@@ -540,6 +547,7 @@ export class Engine {
       return;
     }
     c.decided = true;
+    c.confirmed.add(from.device);
     ack(true);
     this.send({ account: c.peer.account }, 'ackSync', c.channel, { accepted: !!r.accepted, device: from.device, clientType: r.clientType, type: c.callType });
     if (!r.accepted) {
@@ -665,7 +673,7 @@ export class Engine {
       c.responding = null;
       p.reject(new NetcallError(CODE_CHANNEL_INVALID, `call ended: ${fi.reason}`));
     }
-    this.ended.add(c.channel);
+    this.ended.add(c.channel, c.confirmed);
     if (this.call === c) {
       this.call = null;
       this.setState(IDLE);

@@ -148,6 +148,22 @@ test('caller: callee offline → 11001 and a FAILED bill', () => {
   assert.equal(h.sent.length, 0);
 });
 
+test('caller: a repeated reject after the call ended is confirmed again; another device gets 9103', () => {
+  const h = makeEngine(door);
+  h.online('flat1', 'tablet');
+  h.online('flat1', 'phone');
+  const res = h.engine.startCall({ type: 1, account: 'flat1' });
+  h.deliver(tablet, 'response', res.channelId, { accepted: false });
+  assert.equal(h.engine.state.state, 'idle');
+  // The tablet's confirmation was lost: it sends the reject again.
+  h.deliver(tablet, 'response', res.channelId, { accepted: false });
+  h.deliver(phone, 'response', res.channelId, { accepted: true });
+  const acks = h.sentOf('responseAck');
+  assert.deepEqual(acks.map((a) => [a.to.device, a.body.ok, a.body.code]),
+    [['tablet', true, undefined], ['tablet', true, undefined], ['phone', false, 9103]]);
+  assert.equal(h.bills.length, 1);
+});
+
 test('caller: first response wins; a later one gets 9103; ackSync goes to the account', () => {
   const h = makeEngine(door);
   h.online('flat1', 'tablet');
