@@ -104,6 +104,7 @@ test-swenc:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=300 -y --no-install-recommends g++ || \
 	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=300 -y --no-install-recommends g++; }; }
 	CGO_ENABLED=1 $(GO) test -count=1 -tags '$(SWENC_TAGS)' ./device/ -run Software -bench Software -benchtime $(SWENC_BENCHTIME)
+	CGO_ENABLED=1 $(GO) vet -tags '$(SWENC_TAGS)' ./intercom/
 
 # --- hardware (VM rig) ---
 # The device adapters against real kernel drivers (vivid, gpio-sim,

@@ -21,6 +21,11 @@ type SyntheticRawSource struct {
 	// Noise is the peak amplitude of the luma noise (0 = none; 4 is a
 	// typical small-sensor indoor level).
 	Noise int
+	// Replay, when > 0, renders that many frames once and then delivers
+	// them in a loop, so a frame costs no CPU to produce, as a camera's
+	// DMA'd buffer does: CPU measurements then count the encoder and what
+	// follows it, not the renderer.
+	Replay int
 
 	mu      sync.Mutex
 	running bool
@@ -31,6 +36,7 @@ type SyntheticRawSource struct {
 	n       uint64
 	rnd     uint32
 	buf     []byte
+	replay  [][]byte
 }
 
 // Start takes the size (default 640x480, even) and frame rate (default 15).
@@ -92,13 +98,34 @@ func (s *SyntheticRawSource) ReadFrame(ctx context.Context) (RawFrame, error) {
 	}
 	w, h := s.cfg.Width, s.cfg.Height
 	n := w*h + 2*(w/2)*(h/2)
-	if cap(s.buf) < n {
-		s.buf = make([]byte, n)
+	var data []byte
+	if s.Replay > 0 {
+		data = s.replayed(w, h, n)
+	} else {
+		if cap(s.buf) < n {
+			s.buf = make([]byte, n)
+		}
+		s.render(s.buf[:n], w, h)
+		data = s.buf[:n]
 	}
-	s.render(s.buf[:n], w, h)
-	f := RawFrame{Data: s.buf[:n], FourCC: FourCCYU12, Width: w, Height: h, Stride: w, CaptureTime: now, Sequence: s.n}
+	f := RawFrame{Data: data, FourCC: FourCCYU12, Width: w, Height: h, Stride: w, CaptureTime: now, Sequence: s.n}
 	s.n++
 	return f, nil
+}
+
+// replayed returns frame s.n of the replay loop, rendering the loop on the
+// first call after Start (or a size change).
+func (s *SyntheticRawSource) replayed(w, h, n int) []byte {
+	if len(s.replay) != s.Replay || len(s.replay[0]) != n {
+		s.replay = make([][]byte, s.Replay)
+		for i := range s.replay {
+			s.replay[i] = make([]byte, n)
+			s.n = uint64(i)
+			s.render(s.replay[i], w, h)
+		}
+		s.n = 0
+	}
+	return s.replay[s.n%uint64(s.Replay)]
 }
 
 func (s *SyntheticRawSource) render(p []byte, w, h int) {

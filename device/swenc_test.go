@@ -479,3 +479,21 @@ func BenchmarkSoftwareEncoder640x480(b *testing.B) {
 		})
 	}
 }
+
+// Replay delivers the frames the renderer makes, in a loop.
+func TestSyntheticReplayLoopsRenderedFrames(t *testing.T) {
+	rendered := swencFrames(t, 64, 48, 3, 4)
+	src := &SyntheticRawSource{Unpaced: true, Noise: 4, Replay: 3}
+	if err := src.Start(context.Background(), VideoConfig{Width: 64, Height: 48}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 7; i++ {
+		f, err := src.ReadFrame(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Sequence != uint64(i) || !bytes.Equal(f.Data, rendered[i%3].Data) {
+			t.Fatalf("frame %d (sequence %d) is not rendered frame %d", i, f.Sequence, i%3)
+		}
+	}
+}

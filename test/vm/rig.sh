@@ -324,7 +324,11 @@ elf_arch() {
 	case "$m" in
 	62) echo amd64 ;;
 	183) echo arm64 ;;
-	*) die "$1: unsupported ELF machine $m (want x86_64 or aarch64)" ;;
+	# 32-bit ARM runs in the arm64 guest through the kernel's compat layer,
+	# as Raspberry Pi OS's armhf userland does on a 64-bit kernel: the
+	# ioctl structs are checked against the kernel's 32-bit layouts.
+	40) echo arm64 ;;
+	*) die "$1: unsupported ELF machine $m (want x86_64, aarch64 or arm)" ;;
 	esac
 }
 
