@@ -73,8 +73,8 @@ func TestOutputDriverPulseAndReplace(t *testing.T) {
 	// A steady pattern holds until replaced; the replacement starts from off.
 	d.Play(context.Background(), PatternSteady)
 	clk.WaitTimers(t, 0)
-	for !out.On() {
-		<-out.Changed()
+	for on, changed := out.Watch(); !on; on, changed = out.Watch() {
+		<-changed
 	}
 	clk.Advance(time.Second)
 	d.Play(context.Background(), PatternBlink)

@@ -81,10 +81,11 @@ func (s *SimOutput) Transitions() []Transition {
 	return append([]Transition(nil), s.trans...)
 }
 
-// Changed returns a channel closed at the next change (for tests and UIs
+// Watch returns the current state and a channel closed at the next change,
+// read together so that no change can fall between them (for tests and UIs
 // that wait rather than poll).
-func (s *SimOutput) Changed() <-chan struct{} {
+func (s *SimOutput) Watch() (on bool, changed <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.notify
+	return s.on, s.notify
 }
