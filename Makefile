@@ -108,8 +108,11 @@ test-swenc:
 
 # --- hardware (VM rig) ---
 # The device adapters against real kernel drivers (vivid, gpio-sim,
-# snd-aloop) in a Debian kernel under qemu, for each of HW_ARCHES. The rig
-# installs what it needs on first use and caches it (see test/vm/README.md).
+# snd-aloop, vicodec) in a Debian kernel under qemu, for each of HW_ARCHES.
+# With arm64 the same tests also run as a 32-bit ARMv6 binary (GOARM=6, the
+# Pi Zero's build) in the arm64 guest, through the kernel's 32-bit compat
+# layer, which checks the 32-bit ioctl struct layouts against a kernel. The
+# rig installs what it needs on first use and caches it (see test/vm/README.md).
 VM_RIG    ?= test/vm/rig.sh
 HW_ARCHES ?= amd64 arm64
 HW_PKGS   ?= ./device/...
@@ -117,9 +120,9 @@ HW_PKGS   ?= ./device/...
 .PHONY: test-hw test-hw-daemon
 test-hw:
 	$(VM_RIG) setup $(HW_ARCHES)
-	@set -e; for a in $(HW_ARCHES); do \
-		echo "== test-hw: $$a guest"; \
-		CGO_ENABLED=0 GOARCH=$$a GOFLAGS=-mod=mod $(GO) test -count=1 -p 1 -timeout 15m \
+	@set -e; for a in $(HW_ARCHES) $(if $(filter arm64,$(HW_ARCHES)),arm); do \
+		echo "== test-hw: $$a binary"; \
+		CGO_ENABLED=0 GOARCH=$$a GOARM=6 GOFLAGS=-mod=mod $(GO) test -count=1 -p 1 -timeout 15m \
 			-exec "$(CURDIR)/$(VM_RIG) run" $(HW_PKGS); \
 	done
 	$(if $(filter arm64,$(HW_ARCHES)),$(MAKE) --no-print-directory test-hw-daemon)

@@ -8,9 +8,30 @@ import (
 	"unsafe"
 )
 
+// The layouts the kernel expects: <linux/videodev2.h> on 64-bit, and on
+// 32-bit ARM the time32 layouts (struct timeval of two 32-bit longs) that
+// a 32-bit kernel and the compat layer of a 64-bit one (v4l2_buffer32)
+// both accept. The VM rig runs this package as arm64 and as 32-bit ARM in
+// the arm64 guest, so both tables are also checked against a kernel.
 func TestM2MStructSizes(t *testing.T) {
-	if unsafe.Sizeof(uintptr(0)) != 8 {
-		t.Skipf("sizes checked against the 64-bit kernel ABI (%s)", runtime.GOARCH)
+	want64 := map[string]uintptr{
+		"v4l2_buffer": 88, "v4l2_plane": 64, "v4l2_pix_format_mplane": 192,
+		"v4l2_requestbuffers": 20, "v4l2_fmtdesc": 64, "v4l2_queryctrl": 68,
+		"v4l2_streamparm": 204, "v4l2_buffer.m (offset)": 64, "v4l2_buffer.timestamp@": 24,
+		"v4l2_plane.data_offset@": 16,
+	}
+	want32 := map[string]uintptr{
+		"v4l2_buffer": 68, "v4l2_plane": 60, "v4l2_pix_format_mplane": 192,
+		"v4l2_requestbuffers": 20, "v4l2_fmtdesc": 64, "v4l2_queryctrl": 68,
+		"v4l2_streamparm": 204, "v4l2_buffer.m (offset)": 52, "v4l2_buffer.timestamp@": 20,
+		"v4l2_plane.data_offset@": 12,
+	}
+	want := want64
+	switch {
+	case unsafe.Sizeof(uintptr(0)) == 4 && runtime.GOARCH == "arm":
+		want = want32
+	case unsafe.Sizeof(uintptr(0)) != 8:
+		t.Skipf("no kernel layout table for %s", runtime.GOARCH)
 	}
 	for name, got := range map[string]uintptr{
 		"v4l2_buffer":             unsafe.Sizeof(v4l2Buffer{}),
@@ -24,14 +45,8 @@ func TestM2MStructSizes(t *testing.T) {
 		"v4l2_buffer.timestamp@":  unsafe.Offsetof(v4l2Buffer{}.Timestamp),
 		"v4l2_plane.data_offset@": unsafe.Offsetof(v4l2Plane{}.DataOffset),
 	} {
-		want := map[string]uintptr{
-			"v4l2_buffer": 88, "v4l2_plane": 64, "v4l2_pix_format_mplane": 192,
-			"v4l2_requestbuffers": 20, "v4l2_fmtdesc": 64, "v4l2_queryctrl": 68,
-			"v4l2_streamparm": 204, "v4l2_buffer.m (offset)": 64, "v4l2_buffer.timestamp@": 24,
-			"v4l2_plane.data_offset@": 16,
-		}[name]
-		if got != want {
-			t.Errorf("%s: %d, want %d (the kernel's, from <linux/videodev2.h>)", name, got, want)
+		if got != want[name] {
+			t.Errorf("%s: %d, want %d (the kernel's, %s)", name, got, want[name], runtime.GOARCH)
 		}
 	}
 }
