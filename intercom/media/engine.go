@@ -18,6 +18,7 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -66,7 +67,10 @@ type Config struct {
 	InitialGatherWait time.Duration
 	// G722 offers wideband G.722 first (PCMU/PCMA stay as fallbacks): the
 	// microphone and speaker then run at 16 kHz, resampled for a G.711 peer.
-	G722   bool
+	G722 bool
+	// Net is the network pion uses (nil: the host's). Tests inject one
+	// that can cut a path, as a roaming Wi-Fi client's old address is.
+	Net    transport.Net
 	Logger *slog.Logger
 }
 
@@ -174,6 +178,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 		if err := se.SetEphemeralUDPPortRange(cfg.UDPPortMin, cfg.UDPPortMax); err != nil {
 			return nil, fmt.Errorf("media: udp port range %d-%d: %w", cfg.UDPPortMin, cfg.UDPPortMax, err)
 		}
+	}
+	if cfg.Net != nil {
+		se.SetNet(cfg.Net)
 	}
 	if cfg.LoopbackOnly {
 		se.SetIncludeLoopbackCandidate(true)

@@ -148,6 +148,7 @@ type Session struct {
 	audioTrack     *localTrack
 	videoTracks    []*localTrack // one per video transceiver we send on
 	renegPending   bool          // a change waits for the current negotiation; offer again after
+	restartPending bool          // the next offer restarts ICE
 	// pendingOffer is the initial answerer's renegotiation offer, sent but
 	// not yet applied locally: pion cannot roll back a local offer, so the
 	// side that must yield on glare commits its offer only when the answer
@@ -164,6 +165,7 @@ type Session struct {
 	connected     atomic.Bool
 	everConnected atomic.Bool
 	failed        atomic.Bool
+	iceRestarts   atomic.Int64
 	audioEnabled  atomic.Bool
 	audioMuted    atomic.Bool
 	videoMuted    atomic.Bool
@@ -604,6 +606,7 @@ func (s *Session) liveStats() Stats {
 	if d := s.firstFrameAt.Load(); d > 0 {
 		st.FirstFrameMs = ms(time.Duration(d))
 	}
+	st.ICERestarts = int(s.iceRestarts.Load())
 	p50, p95, n := s.latency.percentiles()
 	st.CaptureLatencyP50Ms, st.CaptureLatencyP95Ms, st.LatencySamples = ms(p50), ms(p95), n
 	return st
@@ -798,7 +801,14 @@ func (s *Session) setLocalInitialLocked(d webrtc.SessionDescription) (string, er
 // once) resolves in the initial offerer's favour: it applies its offer at
 // once, the initial answerer defers its own (see pendingOffer).
 func (s *Session) offerLocked() error {
-	offer, err := s.pc.CreateOffer(nil)
+	var opts *webrtc.OfferOptions
+	if s.restartPending && s.initialOfferer {
+		// CreateOffer restarts our ICE agent at once: new credentials and
+		// freshly gathered candidates (new sockets), which trickle out.
+		s.restartPending = false
+		opts = &webrtc.OfferOptions{ICERestart: true}
+	}
+	offer, err := s.pc.CreateOffer(opts)
 	if err != nil {
 		return fmt.Errorf("media: create offer: %w", err)
 	}
@@ -864,9 +874,38 @@ func (s *Session) postCandidate(c signaling.Candidate) {
 	})
 }
 
+// restartICE renegotiates with fresh ICE credentials and candidates. ICE
+// on its own only retries the candidate pairs it has, which is not enough
+// when the path itself changed (an indoor unit's Wi-Fi roamed, an address
+// changed). Only the initial offerer restarts, so the two sides never
+// restart at once; the peer's pion restarts on seeing the new credentials.
+// If the restart does not connect, ICE fails and the call ends as before.
+func (s *Session) restartICE() {
+	s.negMu.Lock()
+	defer s.negMu.Unlock()
+	if s.closed.Load() || s.failed.Load() || !s.initialOfferer {
+		return
+	}
+	s.iceRestarts.Add(1)
+	s.log.Warn("media path lost, restarting ICE")
+	s.restartPending = true
+	if s.pc.SignalingState() != webrtc.SignalingStateStable {
+		s.renegPending = true // offered once the current negotiation ends
+		return
+	}
+	if err := s.offerLocked(); err != nil {
+		s.log.Warn("ICE restart offer failed", "err", err)
+	}
+}
+
 func (s *Session) onICEState(st webrtc.ICEConnectionState) {
 	s.log.Debug("ice state", "state", st.String())
 	switch st {
+	case webrtc.ICEConnectionStateDisconnected:
+		if s.everConnected.Load() && s.initialOfferer {
+			// Not under pion's callback: restartICE takes negMu.
+			s.post(s.restartICE)
+		}
 	case webrtc.ICEConnectionStateConnected:
 		// Ask for a keyframe as soon as ICE works: DTLS still takes a round
 		// trip or two, and the camera can produce the IDR meanwhile.

@@ -51,6 +51,9 @@ type Stats struct {
 	CaptureLatencyP50Ms float64 `json:"captureLatencyP50Ms,omitempty"`
 	CaptureLatencyP95Ms float64 `json:"captureLatencyP95Ms,omitempty"`
 	LatencySamples      int     `json:"latencySamples,omitempty"`
+	// ICERestarts counts the restarts this side started after the media
+	// path was lost (0 on the initial answerer, which follows the peer's).
+	ICERestarts int `json:"iceRestarts,omitempty"`
 }
 
 type streamCounters struct {

@@ -31,6 +31,8 @@ export class MediaSession {
     this.pendingLocal = []; // local candidates until trickling may start
     this.trickling = false;
     this.closed = false;
+    this.everConnected = false;
+    this.iceRestarts = 0;
     this.lastStats = undefined;
     this.pc.onicecandidate = (e) => {
       const c = e.candidate;
@@ -44,9 +46,20 @@ export class MediaSession {
       if (!this.remoteStream.getTracks().includes(e.track)) this.remoteStream.addTrack(e.track);
       this.cb.onTrack?.(e.track, this.remoteStream);
     };
+    this.pc.oniceconnectionstatechange = () => {
+      // The path died (Wi-Fi roamed, an address changed): the caller
+      // restarts ICE, as the daemon does (PROTOCOL.md "Media"); the callee
+      // follows the new credentials in the caller's offer.
+      if (this.pc.iceConnectionState === 'disconnected' && this.everConnected && this.outgoing) {
+        this.restartIce().catch((e) => this.log.warn?.('netcall: ICE restart failed', e?.message));
+      }
+    };
     this.pc.onconnectionstatechange = () => {
       const s = this.pc.connectionState;
-      if (s === 'connected') this.startStatsPolling();
+      if (s === 'connected') {
+        this.everConnected = true;
+        this.startStatsPolling();
+      }
       if (s === 'connected' || s === 'failed' || s === 'disconnected' || s === 'closed') this.cb.onState?.(s);
     };
   }
@@ -156,6 +169,15 @@ export class MediaSession {
     this.cb.onRenegotiate?.({ kind: 'answer', sdp: answer });
   }
 
+  /** Caller: renegotiates with new ICE credentials and candidates. */
+  async restartIce() {
+    if (this.closed || this.pc.signalingState !== 'stable') return; // an answer is due; ICE retries after it
+    this.iceRestarts++;
+    this.pc.restartIce();
+    const offer = await this.makeOffer();
+    this.cb.onRenegotiate?.({ kind: 'offer', sdp: offer });
+  }
+
   /** Drops video (control 8) and sends a renegotiation offer. */
   async downgradeToAudio() {
     this.callType = 1;
@@ -212,6 +234,7 @@ export class MediaSession {
   async snapshot() {
     const r = await this.pc.getStats();
     const s = { audio: {}, video: {}, rttMs: 0 };
+    if (this.iceRestarts) s.iceRestarts = this.iceRestarts;
     r.forEach((x) => {
       const k = x.kind || x.mediaType;
       if (x.type === 'outbound-rtp' && s[k]) {
@@ -241,7 +264,7 @@ export class MediaSession {
     if (this.closed) return this.lastStats;
     this.closed = true;
     clearInterval(this.statsTimer);
-    this.pc.onicecandidate = this.pc.ontrack = this.pc.onconnectionstatechange = null;
+    this.pc.onicecandidate = this.pc.ontrack = this.pc.onconnectionstatechange = this.pc.oniceconnectionstatechange = null;
     this.pc.close();
     for (const t of this.remoteStream.getTracks()) t.stop();
     return this.lastStats;
