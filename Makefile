@@ -130,15 +130,20 @@ test-hw:
 # The whole daemon in the arm64 guest (test/vm/daemon): the door intercomd
 # (embedded broker, vivid camera, loopback sound card, gpio-sim buttons and
 # relay) calls a second intercomd, driven by gpio-sim lines and intercomctl.
-HW_DAEMON_BIN := test/vm/daemon/testdata/bin
+# Run twice: with the arm64 binaries, and with the armv6 (Pi Zero) ones
+# through the kernel's 32-bit compat layer.
+HW_DAEMON_BIN    := test/vm/daemon/testdata/bin
+HW_DAEMON_ARCHES ?= arm64 arm
 test-hw-daemon:
 	$(VM_RIG) setup arm64
-	@echo "== test-hw-daemon: arm64 guest"
-	rm -rf $(HW_DAEMON_BIN) && mkdir -p $(HW_DAEMON_BIN)
-	CGO_ENABLED=0 GOARCH=arm64 GOFLAGS=-mod=mod $(GO) build -trimpath -ldflags '$(LDFLAGS)' \
-		-o $(HW_DAEMON_BIN)/ ./cmd/intercomd ./cmd/intercomctl
-	CGO_ENABLED=0 GOARCH=arm64 GOFLAGS=-mod=mod $(GO) test -count=1 -v -timeout 10m \
-		-exec "$(CURDIR)/$(VM_RIG) run" ./test/vm/daemon/
+	@set -e; for a in $(HW_DAEMON_ARCHES); do \
+		echo "== test-hw-daemon: $$a intercomd in the arm64 guest"; \
+		rm -rf $(HW_DAEMON_BIN) && mkdir -p $(HW_DAEMON_BIN); \
+		CGO_ENABLED=0 GOARCH=$$a GOARM=6 GOFLAGS=-mod=mod $(GO) build -trimpath -ldflags '$(LDFLAGS)' \
+			-o $(HW_DAEMON_BIN)/ ./cmd/intercomd ./cmd/intercomctl; \
+		CGO_ENABLED=0 GOARCH=arm64 GOFLAGS=-mod=mod $(GO) test -count=1 -v -timeout 10m \
+			-exec "$(CURDIR)/$(VM_RIG) run" ./test/vm/daemon/; \
+	done
 
 # --- web ---
 # The browser SDK and the indoor-unit page (web/, see web/README.md). The

@@ -210,9 +210,9 @@ func TestDoorToFlatScenarioVM(t *testing.T) {
 
 type paths struct{ intercomd, intercomctl string }
 
-// binaries are the arm64 intercomd and intercomctl that `make
-// test-hw-daemon` builds into testdata/bin (the rig copies testdata into
-// the guest).
+// binaries are the intercomd and intercomctl (arm64, or armv6 run through
+// the compat layer) that `make test-hw-daemon` builds into testdata/bin
+// (the rig copies testdata into the guest).
 func binaries(t *testing.T) paths {
 	t.Helper()
 	var p paths
