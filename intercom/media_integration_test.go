@@ -8,6 +8,7 @@ import (
 
 	"github.com/intercomd/intercomd/device"
 	"github.com/intercomd/intercomd/intercom/media"
+	"github.com/intercomd/intercomd/intercom/media/mediatest"
 	"github.com/intercomd/intercomd/signaling/sigtest"
 )
 
@@ -165,5 +166,84 @@ func TestIntegrationPreviewBeforeAnswer(t *testing.T) {
 	}
 	if bb := got[b.addr.String()]; bb.Disposition != DispNoAnswer || bb.HangupReason != ReasonAnsweredElse {
 		t.Fatalf("b's bill %+v", bb)
+	}
+}
+
+// A call whose media path dies (every socket of both sides silenced, as
+// when an indoor unit's Wi-Fi roams) survives: the door, the caller,
+// restarts ICE over the MQTT signalling, media flows again on the new
+// path, and the call ends normally later with the restart in the bill.
+func TestIntegrationICERestartKeepsCall(t *testing.T) {
+	var nets []*mediatest.CutNet
+	var engines []*media.Engine
+	for range 2 {
+		n := mediatest.NewCutNet(t)
+		e, err := media.NewEngine(media.Config{LoopbackOnly: true, ICEDisconnectedTimeout: time.Second,
+			ICEFailedTimeout: 10 * time.Second, Net: n, Logger: sigtest.Logger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nets, engines = append(nets, n), append(engines, e)
+	}
+	net := newNet(t, "")
+	bills := net.watchBills()
+	door := net.start("door", "d1", withMedia(engines[0], true))
+	flat := net.start("flat1", "tablet", withMedia(engines[1], false))
+	door.waitOnline(t, "flat1", "tablet")
+	res := mustCall(t, door, "flat1", nil)
+	ring := flat.next(t, EvBeCalling).Data.(*BeCallingInfo)
+	must(t, flat.respond(*ring, true))
+	for flat.next(t, EvMedia).Data.(*MediaInfo).State != "firstFrame" {
+	}
+	for door.next(t, EvMedia).Data.(*MediaInfo).State != "connected" {
+	}
+
+	for _, n := range nets {
+		n.Cut()
+	}
+	// The door reports connected again once the restarted ICE and DTLS are
+	// through; a failure would end the call with a hangup instead.
+	for {
+		ev := door.next(t, EvMedia)
+		if mi := ev.Data.(*MediaInfo); mi.State == "connected" {
+			break
+		} else if mi.State == "failed" {
+			t.Fatalf("media failed instead of restarting: %+v", mi)
+		}
+	}
+	// Media flows on the new path before the call ends.
+	var received uint64
+	stats := func() uint64 {
+		var raw json.RawMessage
+		flat.ep.Engine.exec(context.Background(), func() {
+			if c := flat.ep.Engine.call; c != nil && c.media != nil && c.media.session != nil {
+				raw = c.media.session.StatsJSON()
+			}
+		})
+		if raw == nil {
+			t.Fatal("the indoor unit's call or media session is gone")
+		}
+		return statsOf(t, raw).Audio.PacketsReceived
+	}
+	received = stats()
+	deadline := time.Now().Add(10 * time.Second)
+	for stats() < received+25 {
+		if time.Now().After(deadline) {
+			t.Fatal("no audio at the indoor unit after the restart")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := flat.ep.Engine.Hangup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := bills.waitFor(t, res.ChannelID, door.addr, flat.addr)
+	for addr, b := range got {
+		if b.HangupType != HangupNormal || b.Disposition != DispAnswered {
+			t.Errorf("%s bill: %+v", addr, b)
+		}
+	}
+	var ds struct{ ICERestarts int }
+	if err := json.Unmarshal(got[door.addr.String()].Media, &ds); err != nil || ds.ICERestarts != 1 {
+		t.Errorf("door bill media %s: want iceRestarts 1 (%v)", got[door.addr.String()].Media, err)
 	}
 }

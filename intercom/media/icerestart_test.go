@@ -1,123 +1,17 @@
 package media
 
 import (
-	"net"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/pion/transport/v5"
-	"github.com/pion/transport/v5/stdnet"
+	"github.com/intercomd/intercomd/intercom/media/mediatest"
 )
-
-// cutNet is the host's network with a switch that silently drops every
-// packet of the UDP sockets opened so far, both ways, as a changed path
-// does to a roaming client's old candidates; sockets opened later (the
-// candidates an ICE restart gathers) work.
-type cutNet struct {
-	*stdnet.Net
-	mu    sync.Mutex
-	conns []*cutConn
-}
-
-func newCutNet(tb testing.TB) *cutNet {
-	tb.Helper()
-	n, err := stdnet.NewNet()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return &cutNet{Net: n}
-}
-
-func (n *cutNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
-	c, err := n.Net.ListenUDP(network, laddr)
-	if err != nil {
-		return nil, err
-	}
-	cc := &cutConn{UDPConn: c}
-	n.mu.Lock()
-	n.conns = append(n.conns, cc)
-	n.mu.Unlock()
-	return cc, nil
-}
-
-// cut drops, from now on, all traffic of the sockets opened so far.
-func (n *cutNet) cut() {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for _, c := range n.conns {
-		c.cut.Store(true)
-	}
-}
-
-// cutConn hides its UDPConn's fast paths (pion then uses ReadFrom and
-// WriteTo) and drops traffic once cut.
-type cutConn struct {
-	transport.UDPConn
-	cut atomic.Bool
-}
-
-func (c *cutConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	for {
-		n, addr, err := c.UDPConn.ReadFrom(b)
-		if err != nil || !c.cut.Load() {
-			return n, addr, err
-		}
-	}
-}
-
-func (c *cutConn) ReadFromUDP(b []byte) (int, *net.UDPAddr, error) {
-	for {
-		n, addr, err := c.UDPConn.ReadFromUDP(b)
-		if err != nil || !c.cut.Load() {
-			return n, addr, err
-		}
-	}
-}
-
-func (c *cutConn) ReadMsgUDP(b, oob []byte) (int, int, int, *net.UDPAddr, error) {
-	for {
-		n, oobn, flags, addr, err := c.UDPConn.ReadMsgUDP(b, oob)
-		if err != nil || !c.cut.Load() {
-			return n, oobn, flags, addr, err
-		}
-	}
-}
-
-func (c *cutConn) WriteTo(b []byte, addr net.Addr) (int, error) {
-	if c.cut.Load() {
-		return len(b), nil
-	}
-	return c.UDPConn.WriteTo(b, addr)
-}
-
-func (c *cutConn) WriteToUDP(b []byte, addr *net.UDPAddr) (int, error) {
-	if c.cut.Load() {
-		return len(b), nil
-	}
-	return c.UDPConn.WriteToUDP(b, addr)
-}
-
-func (c *cutConn) WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (int, int, error) {
-	if c.cut.Load() {
-		return len(b), len(oob), nil
-	}
-	return c.UDPConn.WriteMsgUDP(b, oob, addr)
-}
-
-func (c *cutConn) Write(b []byte) (int, error) {
-	if c.cut.Load() {
-		return len(b), nil
-	}
-	return c.UDPConn.Write(b)
-}
 
 // A call whose path dies (every socket of both sides goes silent) is
 // restarted by the caller with new ICE credentials and candidates: it
 // connects again, audio and video flow again, and nothing fails.
 func TestICERestartAfterPathLoss(t *testing.T) {
-	nets := []*cutNet{newCutNet(t), newCutNet(t)}
+	nets := []*mediatest.CutNet{mediatest.NewCutNet(t), mediatest.NewCutNet(t)}
 	var engines []*Engine
 	for _, n := range nets {
 		e, err := NewEngine(Config{
@@ -142,7 +36,7 @@ func TestICERestartAfterPathLoss(t *testing.T) {
 	eventually(t, 5*time.Second, "first frames", func() bool { return b.s.Stats().Video.FramesReceived >= 2 })
 
 	for _, n := range nets {
-		n.cut()
+		n.Cut()
 	}
 	cutAt := time.Now()
 	// waitState fails on StateFailed: the call must not end.
