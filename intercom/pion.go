@@ -57,7 +57,7 @@ func (p *PionMedia) NewSession(mp MediaParams, h MediaHooks) (MediaSession, erro
 	if err != nil {
 		return nil, fmt.Errorf("sessionConfig: %w", err)
 	}
-	opts := media.SessionOptions{CallType: mp.CallType, Video: video, SendVideo: p.SendVideo, RecordDir: p.RecordDir, Preview: mp.Preview}
+	opts := media.SessionOptions{CallType: mp.CallType, Video: video, SendVideo: p.SendVideo, RecordDir: p.RecordDir, RecordName: mp.ChannelID, Preview: mp.Preview}
 	if mp.Session != nil && p.RecordDir != "" {
 		opts.RecordAudio, opts.RecordVideo = mp.Session.RecordAudio, mp.Session.RecordVideo
 	}

@@ -255,7 +255,8 @@ wait:
 		}
 	}
 	say("both bills published on %s/device/+/+/bill", topics.Prefix)
-	if recs, _ := filepath.Glob(filepath.Join(outDir, "*")); len(recs) > 0 {
+	// Recordings are named after the call's channelId (earlier runs' stay).
+	if recs, _ := filepath.Glob(filepath.Join(outDir, res.ChannelID+"*.mkv")); len(recs) > 0 {
 		say("the indoor unit recorded the call; play it with a media player:")
 		for _, r := range recs {
 			if fi, err := os.Stat(r); err == nil && fi.Size() > 0 {

@@ -12,7 +12,7 @@ import (
 )
 
 // Recording (recordAudio / recordVideo) writes one Matroska file per
-// session, <dir>/<session>.mkv, that ordinary players (VLC, mpv, ffplay,
+// session, <dir>/<RecordName or session id>.mkv, that ordinary players (VLC, mpv, ffplay,
 // browsers) open: the remote and local video as H.264 tracks and the
 // remote and local audio as 16-bit PCM tracks, timestamped on arrival so
 // they play in sync.
@@ -43,7 +43,14 @@ func openRecorders(opts SessionOptions, id string, audioRate int) (*recorders, e
 	if err := os.MkdirAll(opts.RecordDir, 0o750); err != nil {
 		return nil, fmt.Errorf("media: record dir: %w", err)
 	}
-	r := &recorders{path: filepath.Join(opts.RecordDir, id+".mkv")}
+	name := id
+	if opts.RecordName != "" {
+		name = opts.RecordName
+		if _, err := os.Lstat(filepath.Join(opts.RecordDir, name+".mkv")); err == nil {
+			name += "-" + id
+		}
+	}
+	r := &recorders{path: filepath.Join(opts.RecordDir, name+".mkv")}
 	var tracks []device.RecordTrack
 	if opts.RecordVideo {
 		r.remoteVideo = &videoRec{r: r, track: len(tracks)}

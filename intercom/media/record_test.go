@@ -10,22 +10,30 @@ import (
 	"time"
 )
 
-// recordAudio/recordVideo write the remote and local tracks to files that
-// start decodable (SPS/PPS + IDR first; a valid WAV header).
+// recordAudio/recordVideo write the remote and local tracks to Matroska
+// files that players read. Both sides record into one directory under the
+// same name (the channelId): the second does not overwrite the first.
 func TestRecording(t *testing.T) {
 	e := testEngine(t)
 	dir := t.TempDir()
 	door, indoor := newSide(t, CallTypeVideo, true), newSide(t, CallTypeVideo, false)
-	indoor.opts.RecordDir, indoor.opts.RecordAudio, indoor.opts.RecordVideo = dir, true, true
-	door.opts.RecordDir, door.opts.RecordAudio, door.opts.RecordVideo = dir, true, true
-	c := startCall(t, e, door, indoor)
+	for _, sd := range []*side{door, indoor} {
+		sd.opts.RecordDir, sd.opts.RecordAudio, sd.opts.RecordVideo, sd.opts.RecordName = dir, true, true, "chan1"
+	}
+	c := startCall(t, e, door, indoor) // the door's session is made first
 	eventually(t, 5*time.Second, "media", func() bool {
 		return c.b.s.Stats().Video.FramesReceived >= 8 && c.b.s.Stats().Audio.PacketsReceived >= 25 && c.a.s.Stats().Audio.PacketsReceived >= 25
 	})
 	c.close(t)
 
 	// One Matroska file per session; a player's demuxer sees every track.
+	names := map[string]string{c.a.s.ID(): "chan1", c.b.s.ID(): "chan1-" + c.b.s.ID()}
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) != 2 {
+		t.Fatalf("recordings %v (%v), want chan1.mkv and chan1-%s.mkv", entries, err, c.b.s.ID())
+	}
 	for _, id := range []string{c.a.s.ID(), c.b.s.ID()} {
+		id := names[id]
 		mkv := readFile(t, filepath.Join(dir, id+".mkv"))
 		if !bytes.HasPrefix(mkv, []byte{0x1a, 0x45, 0xdf, 0xa3}) {
 			t.Fatalf("%s.mkv is not an EBML/Matroska file", id)
@@ -39,6 +47,7 @@ func TestRecording(t *testing.T) {
 	// (it receives none, and a video track that never starts is left out).
 	want := map[string]string{c.b.s.ID(): "h264,pcm_s16le,pcm_s16le", c.a.s.ID(): "h264,pcm_s16le,pcm_s16le"}
 	for id, codecs := range want {
+		id := names[id]
 		out, err := exec.Command(ffprobe, "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", filepath.Join(dir, id+".mkv")).CombinedOutput()
 		if err != nil {
 			t.Fatalf("ffprobe %s: %v\n%s", id, err, out)

@@ -53,6 +53,11 @@ type SessionOptions struct {
 	RecordDir   string
 	RecordAudio bool
 	RecordVideo bool
+	// RecordName is the recording's file name without ".mkv" (the call
+	// engine uses the channelId, so a recording matches its bill); empty
+	// means the session id. A name already taken gets the session id
+	// appended rather than overwriting.
+	RecordName string
 }
 
 // Devices are the session's media devices; any may be nil.
