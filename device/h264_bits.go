@@ -3,6 +3,7 @@ package device
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/bits"
 )
 
@@ -179,20 +180,29 @@ func (r *h264BitReader) flag() (bool, error) {
 	return v == 1, err
 }
 
-func (r *h264BitReader) ue() (uint32, error) {
-	zeros := 0
+// zeros reads 0 bits up to and including the next 1 and returns how many
+// 0s there were; more than max is an error (a corrupt stream).
+func (r *h264BitReader) zeros(max int) (int, error) {
+	n := 0
 	for {
 		b, err := r.u(1)
 		if err != nil {
 			return 0, err
 		}
 		if b == 1 {
-			break
+			return n, nil
 		}
-		zeros++
-		if zeros > 31 {
-			return 0, errors.New("h264: Exp-Golomb code too long")
+		n++
+		if n > max {
+			return 0, fmt.Errorf("h264: more than %d leading zero bits", max)
 		}
+	}
+}
+
+func (r *h264BitReader) ue() (uint32, error) {
+	zeros, err := r.zeros(31)
+	if err != nil {
+		return 0, fmt.Errorf("h264: Exp-Golomb code: %w", err)
 	}
 	if zeros == 0 {
 		return 0, nil

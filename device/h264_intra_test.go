@@ -488,19 +488,9 @@ func readResidual(r *h264BitReader, coef []int32, nC int) (int, error) {
 		suffixLen = 1
 	}
 	for i := t1; i < total; i++ {
-		prefix := 0
-		for {
-			b, err := r.u(1)
-			if err != nil {
-				return 0, err
-			}
-			if b == 1 {
-				break
-			}
-			prefix++
-		}
-		if prefix > 15 {
-			return 0, fmt.Errorf("level_prefix %d > 15 in a Baseline stream", prefix)
+		prefix, err := r.zeros(15) // level_prefix > 15 is not Baseline
+		if err != nil {
+			return 0, fmt.Errorf("level_prefix: %w", err)
 		}
 		size := suffixLen
 		if prefix == 14 && suffixLen == 0 {
