@@ -158,18 +158,24 @@ func (s *g722Band) logHigh(ih2 int32) {
 	s.scale(10)
 }
 
-// g722Encoder encodes 16 kHz PCM; state carries across calls, so feed it
-// one continuous stream.
-type g722Encoder struct {
+// g722State is what encoder and decoder each keep: the QMF delay line and
+// the two sub-band ADPCM states.
+type g722State struct {
 	x    [24]int32
 	band [2]g722Band
 }
 
-func newG722Encoder() *g722Encoder {
-	e := &g722Encoder{}
-	e.band[0].det, e.band[1].det = 32, 8
-	return e
+func newG722State() g722State {
+	var s g722State
+	s.band[0].det, s.band[1].det = 32, 8
+	return s
 }
+
+// g722Encoder encodes 16 kHz PCM; state carries across calls, so feed it
+// one continuous stream.
+type g722Encoder struct{ g722State }
+
+func newG722Encoder() *g722Encoder { return &g722Encoder{newG722State()} }
 
 // encode appends one byte per two samples of pcm (len(pcm) must be even).
 func (e *g722Encoder) encode(dst []byte, pcm []int16) []byte {
@@ -229,16 +235,9 @@ func (e *g722Encoder) encode(dst []byte, pcm []int16) []byte {
 }
 
 // g722Decoder decodes to 16 kHz PCM.
-type g722Decoder struct {
-	x    [24]int32
-	band [2]g722Band
-}
+type g722Decoder struct{ g722State }
 
-func newG722Decoder() *g722Decoder {
-	d := &g722Decoder{}
-	d.band[0].det, d.band[1].det = 32, 8
-	return d
-}
+func newG722Decoder() *g722Decoder { return &g722Decoder{newG722State()} }
 
 // decode appends two samples per input byte.
 func (d *g722Decoder) decode(dst []int16, data []byte) []int16 {
