@@ -58,17 +58,25 @@ func statsOf(t *testing.T, raw json.RawMessage) mediaStats {
 	return s
 }
 
-func TestIntegrationMediaCall(t *testing.T) {
-	me := testMediaEngine(t)
+// answeredMediaCall starts a door (meDoor) and an indoor unit flat1/tablet
+// (meFlat) with media on a fresh test network and returns once the flat
+// has accepted the door's video call.
+func answeredMediaCall(t *testing.T, meDoor, meFlat *media.Engine) (bills *billWatcher, door, flat *node, res CallResult) {
+	t.Helper()
 	n := newNet(t, "")
-	bills := n.watchBills()
-	door := n.start("door", "d1", withMedia(me, true))
-	flat := n.start("flat1", "tablet", withMedia(me, false))
+	bills = n.watchBills()
+	door = n.start("door", "d1", withMedia(meDoor, true))
+	flat = n.start("flat1", "tablet", withMedia(meFlat, false))
 	door.waitOnline(t, "flat1", "tablet")
-
-	res := mustCall(t, door, "flat1", nil)
+	res = mustCall(t, door, "flat1", nil)
 	ring := flat.next(t, EvBeCalling).Data.(*BeCallingInfo)
 	must(t, flat.respond(*ring, true))
+	return bills, door, flat, res
+}
+
+func TestIntegrationMediaCall(t *testing.T) {
+	me := testMediaEngine(t)
+	bills, door, flat, res := answeredMediaCall(t, me, me)
 	door.next(t, EvCallAccepted)
 	// The indoor unit sees the door's picture.
 	for {
@@ -97,14 +105,7 @@ func TestIntegrationMediaCall(t *testing.T) {
 
 func TestIntegrationMediaFailureEndsCall(t *testing.T) {
 	me := testMediaEngine(t)
-	n := newNet(t, "")
-	bills := n.watchBills()
-	door := n.start("door", "d1", withMedia(me, true))
-	flat := n.start("flat1", "tablet", withMedia(me, false))
-	door.waitOnline(t, "flat1", "tablet")
-	res := mustCall(t, door, "flat1", nil)
-	ring := flat.next(t, EvBeCalling).Data.(*BeCallingInfo)
-	must(t, flat.respond(*ring, true))
+	bills, door, flat, res := answeredMediaCall(t, me, me)
 	for {
 		if mi := door.next(t, EvMedia).Data.(*MediaInfo); mi.State == "connected" {
 			break
@@ -185,14 +186,7 @@ func TestIntegrationICERestartKeepsCall(t *testing.T) {
 		}
 		nets, engines = append(nets, n), append(engines, e)
 	}
-	net := newNet(t, "")
-	bills := net.watchBills()
-	door := net.start("door", "d1", withMedia(engines[0], true))
-	flat := net.start("flat1", "tablet", withMedia(engines[1], false))
-	door.waitOnline(t, "flat1", "tablet")
-	res := mustCall(t, door, "flat1", nil)
-	ring := flat.next(t, EvBeCalling).Data.(*BeCallingInfo)
-	must(t, flat.respond(*ring, true))
+	bills, door, flat, res := answeredMediaCall(t, engines[0], engines[1])
 	for flat.next(t, EvMedia).Data.(*MediaInfo).State != "firstFrame" {
 	}
 	for door.next(t, EvMedia).Data.(*MediaInfo).State != "connected" {
