@@ -105,7 +105,7 @@ func (s *SyntheticRawSource) ReadFrame(ctx context.Context) (RawFrame, error) {
 		if cap(s.buf) < n {
 			s.buf = make([]byte, n)
 		}
-		s.render(s.buf[:n], w, h)
+		s.render(s.buf[:n], w, h, s.n)
 		data = s.buf[:n]
 	}
 	f := RawFrame{Data: data, FourCC: FourCCYU12, Width: w, Height: h, Stride: w, CaptureTime: now, Sequence: s.n}
@@ -113,27 +113,26 @@ func (s *SyntheticRawSource) ReadFrame(ctx context.Context) (RawFrame, error) {
 	return f, nil
 }
 
-// replayed returns frame s.n of the replay loop, rendering the loop on the
-// first call after Start (or a size change).
+// replayed returns frame s.n of the replay loop, rendering the loop the
+// first time (and again if the size changes).
 func (s *SyntheticRawSource) replayed(w, h, n int) []byte {
 	if len(s.replay) != s.Replay || len(s.replay[0]) != n {
 		s.replay = make([][]byte, s.Replay)
 		for i := range s.replay {
 			s.replay[i] = make([]byte, n)
-			s.n = uint64(i)
-			s.render(s.replay[i], w, h)
+			s.render(s.replay[i], w, h, uint64(i))
 		}
-		s.n = 0
 	}
 	return s.replay[s.n%uint64(s.Replay)]
 }
 
-func (s *SyntheticRawSource) render(p []byte, w, h int) {
+// render draws picture number frame (the noise continues from s.rnd).
+func (s *SyntheticRawSource) render(p []byte, w, h int, frame uint64) {
 	y, cb, cr := p[:w*h], p[w*h:w*h+(w/2)*(h/2)], p[w*h+(w/2)*(h/2):]
-	shift := int(s.n)
+	shift := int(frame)
 	box := max(16, h/6)
 	span := max(1, w-box)
-	bx := int(s.n*4) % (2 * span)
+	bx := int(frame*4) % (2 * span)
 	if bx > span {
 		bx = 2*span - bx
 	}
